@@ -1,0 +1,59 @@
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { ApiDeps } from './deps';
+import { registerErrorHandlers } from './errors';
+import { connectionRoutes } from './routes/connections';
+import { healthRoutes } from './routes/health';
+import { oauthRoutes } from './routes/oauth';
+import { tenantRoutes } from './routes/tenants';
+
+export interface BuildAppOptions {
+  logger?: FastifyServerOptions['loggerInstance'];
+}
+
+/**
+ * The API as an app that does not listen, so tests and the embedded stack can mount it and
+ * `server.ts` alone owns the socket.
+ */
+export async function buildApp(deps: ApiDeps, opts: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    // Connection bodies are tiny; anything larger is a mistake or an attack.
+    bodyLimit: 64 * 1024,
+    // Ids in paths are UUIDs; long paths are never ours.
+    routerOptions: { maxParamLength: 200 },
+    // Request logs must not carry the OAuth callback's code and state, which ride in the query string.
+    disableRequestLogging: true,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerErrorHandlers(app);
+
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.info({ method: req.method, path: req.url.split('?')[0], statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Conduit API', version: '1.0.0', description: 'Connect Bitbucket Cloud and Bitrise accounts and keep them synced.' },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer', description: 'A tenant API key from POST /v1/tenants' },
+          adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes, deps);
+  await app.register(tenantRoutes, deps);
+  await app.register(oauthRoutes, deps);
+  await app.register(connectionRoutes, deps);
+  return app;
+}

@@ -1,0 +1,85 @@
+import { Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { createActivities } from './activities';
+import { loadConfig, type Config } from './config';
+import { createAccessBroker } from './credentials/access';
+import { createVault } from './credentials/vault';
+import { Keyring } from './crypto/keyring';
+import { createSql } from './db/sql';
+import { createLogger } from './logger';
+import { createBitbucketClient } from './providers/bitbucket';
+import { ensureSearchAttributes } from './temporal/register-search-attributes';
+
+const TEMPORAL_LOG_LEVELS: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR' };
+
+/** The Runtime is a per-process singleton; the embedded stack and tests may start several workers. */
+function installRuntimeOnce(config: Config): void {
+  const log = createLogger(config.logLevel, 'worker');
+  try {
+    Runtime.install({
+      logger: new DefaultLogger(TEMPORAL_LOG_LEVELS[config.logLevel] ?? 'INFO', (entry) => {
+        const level = entry.level.toLowerCase() as 'info';
+        log[level in log ? level : 'info']({ ...entry.meta }, entry.message);
+      }),
+    });
+  } catch {
+    // Already installed in this process.
+  }
+}
+
+export interface RunningWorker {
+  /** Resolves when the worker has stopped (after `stop()` or a fatal error). */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startWorker(config: Config): Promise<RunningWorker> {
+  installRuntimeOnce(config);
+  const admin = await Connection.connect({ address: config.temporal.address });
+  try {
+    await ensureSearchAttributes(admin, config.temporal.namespace);
+  } finally {
+    await admin.close();
+  }
+
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const sql = createSql(config.databaseUrl, { applicationName: 'conduit-worker' });
+  const vault = createVault(sql, new Keyring(config.encryptionKeys));
+  const { clientId, clientSecret } = config.bitbucket;
+  const broker = createAccessBroker({
+    vault,
+    bitbucket: createBitbucketClient(config.bitbucket),
+    platformOAuthClient: clientId && clientSecret ? { clientId, clientSecret } : undefined,
+  });
+
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    workflowsPath: require.resolve('./workflows'),
+    activities: createActivities({ sql, vault, broker, providers: { bitbucket: config.bitbucket, bitrise: config.bitrise } }),
+    // Lets a run in progress finish its page and heartbeat before a deploy takes the worker away.
+    shutdownGraceTime: '10 seconds',
+  });
+
+  const done = worker.run().finally(async () => {
+    await sql.end({ timeout: 5 });
+    await connection.close();
+  });
+  return {
+    done,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await done;
+    },
+  };
+}
+
+if (require.main === module) {
+  startWorker(loadConfig())
+    .then((w) => w.done)
+    .catch((err: unknown) => {
+      console.error(err instanceof Error ? err.message : err);
+      process.exit(1);
+    });
+}

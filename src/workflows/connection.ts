@@ -1,0 +1,308 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities';
+import { describeRefusal, refusalCode, type ConnectionAction, type ConnectionError } from '../domain/connection';
+import { connectionStatusKey } from '../temporal/search-attributes';
+import {
+  FailureTypes,
+  attachCredentialUpdate,
+  disconnectUpdate,
+  pauseUpdate,
+  resumeUpdate,
+  stateQuery,
+  syncNowUpdate,
+  type ConnectionState,
+  type ConnectionWorkflowInput,
+} from './messages';
+
+type Activities = ReturnType<typeof createActivities>;
+
+// Bookkeeping against our own database: retried until it works, because an outage of Postgres
+// must delay the connection, never break it.
+const bookkeeping = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+
+// Verifying a credential has a customer waiting on the HTTP response, so it gives up quickly.
+const verification = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureTypes.invalidCredentials] },
+});
+
+// A sync run heartbeats so pause/disconnect can cancel it and a dead worker is noticed quickly.
+// Transient provider faults are retried for about an hour; lost access is handed back at once.
+const syncing = proxyActivities<Activities>({
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '5 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '10 minutes',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [FailureTypes.authLost, FailureTypes.connectionMissing],
+  },
+});
+
+/**
+ * One connection, for its whole life: wait for a credential, then sync on a schedule (or on
+ * demand) until access is lost (park in needs_reconnect, no polling), paused, or disconnected.
+ * All I/O is in activities; the workflow only decides and remembers.
+ */
+export async function connectionWorkflow(input: ConnectionWorkflowInput): Promise<ConnectionState> {
+  const state: ConnectionState = input.carried?.state ?? {
+    connectionId: input.connectionId,
+    tenantId: input.tenantId,
+    provider: input.provider,
+    status: 'awaiting_credentials',
+    syncIntervalSeconds: input.syncIntervalSeconds,
+    lastSyncAt: null,
+    nextSyncAt: null,
+    lastError: null,
+    currentRunId: null,
+    revision: 0,
+  };
+  let syncRequested = input.carried?.syncRequested ?? false;
+  let disconnectRequested = false;
+  // Every handler bumps this, so the main loop wakes on any change without enumerating them.
+  let changes = 0;
+  let runningSync: CancellationScope | undefined;
+  const credentialLock = new Mutex();
+
+  const view = (): ConnectionState => ({ ...state });
+  const refuseUnless = (action: ConnectionAction) => {
+    if (disconnectRequested) throw refusal(action, 'connection_disconnected', describeRefusal(action, 'disconnected'));
+    const code = refusalCode(action, state.status);
+    if (code) throw refusal(action, code, describeRefusal(action, state.status));
+  };
+
+  let publishedStatus: string | undefined;
+  async function publish(): Promise<void> {
+    state.revision += 1;
+    changes += 1;
+    if (publishedStatus !== state.status) {
+      upsertSearchAttributes([{ key: connectionStatusKey, value: state.status }]);
+      publishedStatus = state.status;
+    }
+    await bookkeeping.publishState(state.connectionId, {
+      status: state.status,
+      syncIntervalSeconds: state.syncIntervalSeconds,
+      lastSyncAt: state.lastSyncAt,
+      nextSyncAt: state.nextSyncAt,
+      lastError: state.lastError,
+      revision: state.revision,
+    });
+  }
+
+  setHandler(stateQuery, view);
+
+  setHandler(
+    attachCredentialUpdate,
+    ({ credentialId }) =>
+      credentialLock.run(async () => {
+        // Checked again under the lock: the status may have moved while this update waited.
+        refuseUnless('set_credentials');
+        try {
+          await verification.activateCredential(state.connectionId, credentialId);
+        } catch (err) {
+          throw credentialFailure(err);
+        }
+        state.status = 'active';
+        state.lastError = null;
+        syncRequested = true;
+        await publish();
+        return view();
+      }),
+    {
+      validator: (arg) => {
+        if (typeof arg?.credentialId !== 'string' || !arg.credentialId) throw ApplicationFailure.nonRetryable('credentialId is required', 'BadRequest');
+        refuseUnless('set_credentials');
+      },
+    },
+  );
+
+  setHandler(
+    syncNowUpdate,
+    async () => {
+      syncRequested = true;
+      changes += 1;
+      return view();
+    },
+    { validator: () => refuseUnless('sync') },
+  );
+
+  setHandler(
+    pauseUpdate,
+    async () => {
+      state.status = 'paused';
+      state.nextSyncAt = null;
+      runningSync?.cancel();
+      await publish();
+      return view();
+    },
+    { validator: () => refuseUnless('pause') },
+  );
+
+  setHandler(
+    resumeUpdate,
+    async () => {
+      state.status = 'active';
+      state.nextSyncAt = nextSyncAfter(state.lastSyncAt, state.syncIntervalSeconds);
+      await publish();
+      return view();
+    },
+    { validator: () => refuseUnless('resume') },
+  );
+
+  setHandler(
+    disconnectUpdate,
+    async () => {
+      disconnectRequested = true;
+      changes += 1;
+      runningSync?.cancel();
+      await condition(() => state.status === 'disconnected');
+      return view();
+    },
+    { validator: () => refuseUnless('disconnect') },
+  );
+
+  const shouldContinueAsNew = () =>
+    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= input.maxHistoryEvents;
+
+  if (!input.carried) await publish();
+  else {
+    publishedStatus = state.status;
+  }
+
+  while (!disconnectRequested) {
+    if (shouldContinueAsNew()) {
+      // Handlers finish first so no update is lost across the boundary.
+      await condition(allHandlersFinished);
+      if (disconnectRequested) break;
+      await continueAsNew<typeof connectionWorkflow>({ ...input, carried: { state: view(), syncRequested } });
+    }
+
+    if (state.status === 'active' && (syncRequested || isDue(state.nextSyncAt))) {
+      syncRequested = false;
+      await syncOnce();
+      continue;
+    }
+
+    const seen = changes;
+    const timeout = state.status === 'active' && state.nextSyncAt ? Math.max(1, Date.parse(state.nextSyncAt) - Date.now()) : undefined;
+    const woken = () => changes !== seen || disconnectRequested || shouldContinueAsNew();
+    if (timeout === undefined) await condition(woken);
+    else await condition(woken, timeout);
+  }
+
+  await bookkeeping.destroyCredentials(state.connectionId);
+  state.status = 'disconnected';
+  state.nextSyncAt = null;
+  state.currentRunId = null;
+  await publish();
+  await condition(allHandlersFinished);
+  return view();
+
+  async function syncOnce(): Promise<void> {
+    const runId = uuid4();
+    state.currentRunId = runId;
+    changes += 1;
+    let outcome: { ok: true; finishedAt: string } | { ok: false; error: ConnectionError; authLost: boolean; cancelled: boolean };
+    try {
+      runningSync = new CancellationScope();
+      const result = await runningSync.run(() => syncing.runSync(state.connectionId, runId));
+      outcome = { ok: true, finishedAt: result.finishedAt };
+    } catch (err) {
+      outcome = { ok: false, ...describeSyncFailure(err), cancelled: isCancellation(err) };
+    } finally {
+      runningSync = undefined;
+      state.currentRunId = null;
+    }
+
+    if (!outcome.ok) {
+      // The activity could not close its run row itself (cancelled, timed out, retries exhausted).
+      await CancellationScope.nonCancellable(() => bookkeeping.finishRunAsFailed(state.connectionId, runId, outcome.error));
+    }
+    if (outcome.ok) {
+      state.lastSyncAt = outcome.finishedAt;
+      state.lastError = null;
+    } else if (!outcome.cancelled) {
+      state.lastError = outcome.error;
+      if (outcome.authLost && state.status === 'active') state.status = 'needs_reconnect';
+    }
+    state.nextSyncAt = state.status === 'active' ? nextSyncAfter(outcome.ok ? outcome.finishedAt : nowIso(), state.syncIntervalSeconds) : null;
+    await publish();
+  }
+}
+
+function nowIso(): string {
+  return new Date().toISOString();
+}
+
+function isDue(nextSyncAt: string | null): boolean {
+  return nextSyncAt === null || Date.parse(nextSyncAt) <= Date.now();
+}
+
+function nextSyncAfter(from: string | null, intervalSeconds: number): string {
+  const base = from ? Date.parse(from) : Date.now();
+  return new Date(Math.max(base + intervalSeconds * 1000, Date.now())).toISOString();
+}
+
+function refusal(action: ConnectionAction, code: string, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: FailureTypes.refused, message, details: [code, action], nonRetryable: true });
+}
+
+/** The root ApplicationFailure behind an activity failure, if there is one. */
+function rootApplicationFailure(err: unknown): ApplicationFailure | undefined {
+  let e: unknown = err;
+  while (e instanceof ActivityFailure) e = e.cause;
+  return e instanceof ApplicationFailure ? e : undefined;
+}
+
+function describeSyncFailure(err: unknown): { error: ConnectionError; authLost: boolean } {
+  const at = nowIso();
+  if (isCancellation(err)) return { error: { code: 'sync_cancelled', message: 'The sync was cancelled.', at }, authLost: false };
+  const app = rootApplicationFailure(err);
+  if (app?.type === FailureTypes.authLost) {
+    const code = typeof app.details?.[0] === 'string' ? app.details[0] : 'auth_lost';
+    return { error: { code, message: app.message, at }, authLost: true };
+  }
+  if (app?.type === FailureTypes.rateLimited) return { error: { code: 'rate_limited', message: app.message, at }, authLost: false };
+  if (app?.type === FailureTypes.providerUnavailable) return { error: { code: 'provider_unavailable', message: app.message, at }, authLost: false };
+  return { error: { code: 'sync_failed', message: app?.message ?? (err instanceof Error ? err.message : 'Sync failed'), at }, authLost: false };
+}
+
+/** Turns a failed verification into the failure the API maps to 422 or 503. */
+function credentialFailure(err: unknown): ApplicationFailure {
+  const app = rootApplicationFailure(err);
+  if (app?.type === FailureTypes.invalidCredentials) {
+    return ApplicationFailure.create({ type: FailureTypes.invalidCredentials, message: app.message, nonRetryable: true });
+  }
+  return ApplicationFailure.create({
+    type: FailureTypes.providerUnavailable,
+    message: 'The provider could not be reached to verify the credential; try again shortly.',
+    nonRetryable: true,
+  });
+}
+
+/** Serializes async handlers that must not interleave (two credential swaps at once). */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn, fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
