@@ -1,0 +1,227 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { Client, Connection } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { loadConfig, type Config } from '../../src/config';
+import { buildApp } from '../../src/api/app';
+import { createApiDeps, type ApiDeps } from '../../src/api/deps';
+import { loggerOptions } from '../../src/logger';
+import { createSql, type Sql } from '../../src/db/sql';
+import { startBitbucketSimulator, type BitbucketSimulator, type BitbucketSimulatorOptions } from '../../src/simulators/bitbucket';
+import { startBitriseSimulator, type BitriseSimulator } from '../../src/simulators/bitrise';
+import { getFreePort } from '../../src/dev/ports';
+import { createTestDatabase } from './database';
+
+/**
+ * The whole system for one test file, all real: a fresh database on the shared Postgres, the
+ * shared Temporal dev server (a task queue of our own, so files don't steal each other's work),
+ * both provider simulators, the API listening on a port, and the worker as a child process so
+ * it can be killed and restarted like a real deployment. Logs of both are captured for the
+ * secret-leak scan.
+ */
+
+const ROOT = path.resolve(__dirname, '../..');
+const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
+
+export const PLATFORM_CLIENT = { clientId: 'conduit-platform', clientSecret: `platform-secret-${randomBytes(8).toString('hex')}` };
+
+export interface StackOptions {
+  bitbucket?: BitbucketSimulatorOptions;
+  env?: Record<string, string>;
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export class WorkerProcess {
+  private child?: ChildProcess;
+  private exited?: Promise<void>;
+  readonly output: string[] = [];
+
+  constructor(private readonly env: Record<string, string>) {}
+
+  async start(): Promise<void> {
+    const child = spawn(TSX, [path.join(ROOT, 'src/worker.ts')], {
+      cwd: ROOT,
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.stdout!.on('data', (d: Buffer) => this.output.push(d.toString()));
+    child.stderr!.on('data', (d: Buffer) => this.output.push(d.toString()));
+    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+    await waitFor(() => this.output.join('').includes('Worker state changed') || child.exitCode !== null, 90_000, 'worker to start');
+    if (child.exitCode !== null) throw new Error(`worker exited early:\n${this.output.join('')}`);
+  }
+
+  /** SIGKILL: no graceful shutdown, like a crashed pod. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.child || this.child.exitCode !== null) return;
+    this.child.kill(signal);
+    await this.exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.start();
+  }
+}
+
+export interface Stack {
+  config: Config;
+  env: Record<string, string>;
+  apiUrl: string;
+  sql: Sql;
+  temporal: Client;
+  bitbucket: BitbucketSimulator;
+  bitrise: BitriseSimulator;
+  worker: WorkerProcess;
+  apiLogs: string[];
+  /** Calls the API over HTTP. */
+  request<T = any>(method: string, urlPath: string, opts?: { apiKey?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
+  createTenant(name?: string): Promise<{ id: string; apiKey: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const db = await createTestDatabase();
+  const bitbucket = await startBitbucketSimulator({ consumers: [PLATFORM_CLIENT], ...opts.bitbucket });
+  const bitrise = await startBitriseSimulator();
+
+  const port = await getFreePort();
+  const env: Record<string, string> = {
+    DATABASE_URL: db.url,
+    TEMPORAL_ADDRESS: requiredEnv('TEST_TEMPORAL_ADDRESS'),
+    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_TASK_QUEUE: `conduit-test-${randomBytes(4).toString('hex')}`,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    // The OAuth redirect_uri names this port, so it is chosen before anything starts.
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    BITBUCKET_CLIENT_ID: PLATFORM_CLIENT.clientId,
+    BITBUCKET_CLIENT_SECRET: PLATFORM_CLIENT.clientSecret,
+    BITBUCKET_API_URL: bitbucket.apiUrl,
+    BITBUCKET_OAUTH_URL: bitbucket.oauthUrl,
+    BITRISE_API_URL: bitrise.apiUrl,
+    SYNC_INTERVAL_SECONDS: '3600',
+    LOG_LEVEL: 'info',
+    ...opts.env,
+  };
+
+  const apiLogs: string[] = [];
+  const logStream = new Writable({
+    write(chunk, _enc, cb) {
+      apiLogs.push(chunk.toString());
+      cb();
+    },
+  });
+  const config = loadConfig(env);
+  const deps: ApiDeps = await createApiDeps(config);
+  const app: FastifyInstance = await buildApp(deps, { logger: pino(loggerOptions('info', 'api'), logStream) });
+  await app.listen({ port, host: '127.0.0.1' });
+  const apiUrl = env.PUBLIC_URL;
+
+  const worker = new WorkerProcess(env);
+  await worker.start();
+
+  const temporalConnection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+  const temporal = new Client({ connection: temporalConnection, namespace: 'default' });
+  const sql = createSql(db.url, { max: 3 });
+
+  const request: Stack['request'] = async (method, urlPath, o = {}) => {
+    const headers: Record<string, string> = { ...o.headers };
+    if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
+    let body: string | undefined = o.rawBody;
+    if (o.body !== undefined) {
+      body = JSON.stringify(o.body);
+      headers['content-type'] = 'application/json';
+    }
+    const res = await fetch(`${apiUrl}${urlPath}`, { method, headers, body, redirect: 'manual' });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body: parsed as any, headers: res.headers };
+  };
+
+  return {
+    config,
+    env,
+    apiUrl,
+    sql,
+    temporal,
+    bitbucket,
+    bitrise,
+    worker,
+    apiLogs,
+    request,
+    async createTenant(name = 'Acme') {
+      const res = await request('POST', '/v1/tenants', { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` }, body: { name } });
+      if (res.status !== 201) throw new Error(`tenant creation failed: ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body;
+    },
+    async stop() {
+      await worker.kill('SIGTERM');
+      await app.close();
+      await deps.close();
+      await temporalConnection.close();
+      await sql.end({ timeout: 5 });
+      await bitbucket.close();
+      await bitrise.close();
+      await db.drop();
+    },
+  };
+}
+
+function requiredEnv(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the tests through jest (globalSetup starts the servers)`);
+  return v;
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Polls the API until the connection reaches `status` (returns the connection). */
+export async function waitForStatus(stack: Stack, apiKey: string, id: string, status: string, timeoutMs = 30_000): Promise<any> {
+  let last: any;
+  await waitFor(
+    async () => {
+      last = (await stack.request('GET', `/v1/connections/${id}`, { apiKey })).body;
+      return last?.status === status;
+    },
+    timeoutMs,
+    `connection ${id} to become ${status} (last: ${JSON.stringify(last)})`,
+  );
+  return last;
+}
+
+/** Runs the Bitbucket OAuth round trip the way a browser would: authorize → simulator → our callback. */
+export async function completeOAuth(stack: Stack, apiKey: string, connectionId: string): Promise<URL> {
+  const auth = await stack.request('POST', `/v1/connections/${connectionId}/authorize`, { apiKey });
+  if (auth.status !== 200) throw new Error(`authorize failed: ${auth.status} ${JSON.stringify(auth.body)}`);
+  const toProvider = await fetch(auth.body.authorizeUrl, { redirect: 'manual' });
+  const callback = toProvider.headers.get('location');
+  if (!callback) throw new Error(`provider did not redirect (${toProvider.status})`);
+  const back = await fetch(callback, { redirect: 'manual' });
+  const location = back.headers.get('location');
+  if (back.status !== 302 || !location) throw new Error(`callback answered ${back.status}: ${await back.text()}`);
+  return new URL(location);
+}
