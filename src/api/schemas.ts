@@ -33,7 +33,8 @@ export const connectionCreateSchema = z
 
 export const credentialsSchema = z.object({ token: z.string().trim().min(1).max(4096) }).strict();
 
-export const syncRequestSchema = z.object({}).strict().optional();
+// Fastify hands an absent body to the validator as null.
+export const emptyBodySchema = z.object({}).strict().nullish();
 
 export const connectionIdParams = z.object({ id: z.string() });
 

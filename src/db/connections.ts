@@ -74,7 +74,12 @@ export async function applySnapshot(sql: Sql, id: string, s: ConnectionSnapshot)
       next_sync_at = ${s.nextSyncAt},
       last_error = ${s.lastError ? sql.json(s.lastError as never) : null},
       state_revision = ${s.revision},
-      updated_at = now()
+      -- A snapshot that changes nothing the API shows (e.g. the workflow's first publish) keeps updated_at.
+      updated_at = case
+        when (status, sync_interval_seconds, last_sync_at, next_sync_at, last_error)
+             is distinct from (${s.status}, ${s.syncIntervalSeconds}::int, ${s.lastSyncAt}::timestamptz, ${s.nextSyncAt}::timestamptz,
+                               ${s.lastError ? sql.json(s.lastError as never) : null}::jsonb)
+        then now() else updated_at end
     where id = ${id} and state_revision < ${s.revision}
     returning id`;
   return rows.length === 1;

@@ -16,7 +16,7 @@ import {
   credentialsSchema,
   errorSchema,
   listQuerySchema,
-  syncRequestSchema,
+  emptyBodySchema,
   syncRunSchema,
 } from '../schemas';
 
@@ -113,7 +113,7 @@ export const connectionRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps
   const action = (name: 'sync' | 'pause' | 'resume', summary: string, status: 200 | 202) =>
     app.post(
       `/v1/connections/:id/${name}`,
-      { schema: { tags: ['connections'], summary, security, params: connectionIdParams, body: syncRequestSchema, response: { 200: connectionSchema, 202: connectionSchema, ...errors } } },
+      { schema: { tags: ['connections'], summary, security, params: connectionIdParams, body: emptyBodySchema, response: { 200: connectionSchema, 202: connectionSchema, ...errors } } },
       async (req, reply) => {
         const row = await connections.load(tenantOf(req).id, req.params.id);
         await connections.act(row, name);
