@@ -46,7 +46,7 @@ const verification = proxyActivities<Activities>({
 // Transient provider faults are retried for about an hour; lost access is handed back at once.
 const syncing = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: '30 seconds',
   retry: {
     initialInterval: '5 seconds',
     backoffCoefficient: 2,

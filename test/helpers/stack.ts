@@ -24,7 +24,6 @@ import { createTestDatabase } from './database';
  */
 
 const ROOT = path.resolve(__dirname, '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
 
 export const PLATFORM_CLIENT = { clientId: 'conduit-platform', clientSecret: `platform-secret-${randomBytes(8).toString('hex')}` };
 
@@ -47,7 +46,9 @@ export class WorkerProcess {
   constructor(private readonly env: Record<string, string>) {}
 
   async start(): Promise<void> {
-    const child = spawn(TSX, [path.join(ROOT, 'src/worker.ts')], {
+    // node itself (with tsx as a loader), not the tsx CLI: the CLI runs node as a grandchild, which
+    // a SIGKILL to the CLI would leave running.
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'src/worker.ts')], {
       cwd: ROOT,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -582,6 +582,7 @@ describe('Bitrise simulator conforms to bitrise.swagger.json', () => {
   let sim: BitriseSimulator;
   let token: string;
   let appSlug: string;
+  let buildSlug: string;
   const GENERIC: string[] = [];
 
   /**
@@ -620,6 +621,8 @@ describe('Bitrise simulator conforms to bitrise.swagger.json', () => {
     sim = await startBitriseSimulator({ seed: { organizations: 2, appsPerOrganization: 3, buildsPerApp: 23, pipelinesPerApp: 4 } });
     token = sim.control.createToken({ label: 'conformance' });
     appSlug = sim.control.dataset().organizations[0]?.apps[0]?.slug ?? '';
+    const builds = await get(`${sim.apiUrl}/apps/${appSlug}/builds?limit=1`, { authorization: token });
+    buildSlug = String(((builds.body as Json).data as Json[])[0]?.slug);
   }, 30_000);
 
   afterAll(async () => {
@@ -652,9 +655,10 @@ describe('Bitrise simulator conforms to bitrise.swagger.json', () => {
     ['apps', '/apps?sort_by=created_at'],
     ['one app', '/apps/:app'],
     ['builds', '/apps/:app/builds?sort_by=running_first'],
+    ['one build', '/apps/:app/builds/:build'],
     ['pipelines and standalone builds', '/apps/:app/pipelines?limit=50'],
   ])('%s (%s) matches its operation schema', async (_name, p) => {
-    const res = await get(`${sim.apiUrl}${p.replace(':app', appSlug)}`, { authorization: token });
+    const res = await get(`${sim.apiUrl}${p.replace(':app', appSlug).replace(':build', buildSlug)}`, { authorization: token });
     expect(res.status).toBe(200);
     expectConforms(res);
     expect(isObject(res.body) && 'data' in res.body).toBe(true);
