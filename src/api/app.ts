@@ -28,6 +28,8 @@ export async function buildApp(deps: ApiDeps, opts: BuildAppOptions = {}): Promi
     disableRequestLogging: true,
   }).withTypeProvider<ZodTypeProvider>();
 
+  // JSON only: a text/plain body is refused with 415 rather than reaching validation as a string.
+  app.removeContentTypeParser('text/plain');
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   registerErrorHandlers(app);

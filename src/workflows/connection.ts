@@ -76,6 +76,8 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
   };
   let syncRequested = input.carried?.syncRequested ?? false;
   let disconnectRequested = false;
+  // Set once the disconnected state is in the database, so the API reads what it just caused.
+  let disconnectPublished = false;
   // Every handler bumps this, so the main loop wakes on any change without enumerating them.
   let changes = 0;
   let runningSync: CancellationScope | undefined;
@@ -172,7 +174,7 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
       disconnectRequested = true;
       changes += 1;
       runningSync?.cancel();
-      await condition(() => state.status === 'disconnected');
+      await condition(() => disconnectPublished);
       return view();
     },
     { validator: () => refuseUnless('disconnect') },
@@ -212,6 +214,7 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
   state.nextSyncAt = null;
   state.currentRunId = null;
   await publish();
+  disconnectPublished = true;
   await condition(allHandlersFinished);
   return view();
 

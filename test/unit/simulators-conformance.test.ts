@@ -397,7 +397,17 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
     [
       'pipelines',
       '/repositories/acme/api/pipelines?sort=-created_on&pagelen=100',
-      ['pipeline', 'pipeline_ref_target', 'pipeline_state_completed', 'pipeline_state_in_progress', 'pipeline_state_completed_successful', 'pipeline_state_in_progress_running'],
+      [
+        'pipeline',
+        'pipeline_ref_target',
+        'pipeline_state_pending',
+        'pipeline_state_in_progress',
+        'pipeline_state_in_progress_running',
+        'pipeline_state_completed',
+        'pipeline_state_completed_successful',
+        'pipeline_state_completed_failed',
+        'pipeline_state_completed_error',
+      ],
     ],
   ];
   test.each(endpoints)('%s (%s) matches its operation schema', async (_name, p, types) => {

@@ -165,12 +165,12 @@ describe('Bitbucket simulator controls', () => {
     const headers = bearer(await connect(sim));
     const [n] = sim.control.addPipelines('acme', 'api', 1, { state: 'IN_PROGRESS' });
     const counts = () => sim.control.dataset().workspaces[0]?.repositories[0]?.pipelines;
-    expect(counts()).toEqual({ total: 4, running: 2, completed: 2 });
+    expect(counts()).toEqual({ total: 4, running: 3, completed: 1 });
     const latest = async () => (await call(`${sim.apiUrl}/repositories/acme/api/pipelines?sort=-created_on&pagelen=1`, { headers })).body.values[0];
     expect((await latest()).build_number).toBe(n);
     expect((await latest()).state.name).toBe('IN_PROGRESS');
     expect(await latest()).not.toHaveProperty('completed_on');
-    expect(sim.control.finishRunningPipelines('acme', 'api', 'FAILED')).toBe(2);
+    expect(sim.control.finishRunningPipelines('acme', 'api', 'FAILED')).toBe(3);
     const done = await latest();
     expect(done.state).toEqual({ type: 'pipeline_state_completed', name: 'COMPLETED', result: { type: 'pipeline_state_completed_failed', name: 'FAILED' } });
     expect(Date.parse(done.completed_on)).toBeGreaterThanOrEqual(Date.parse(done.created_on));
@@ -233,7 +233,7 @@ describe('Bitbucket simulator controls', () => {
     const sim_ = `${sim.url}/_sim`;
     expect((await post(`${sim_}/repositories/acme/api/commits`, { count: 2 })).body.hashes).toHaveLength(2);
     expect((await post(`${sim_}/repositories/acme/api/pipelines`, { count: 1, state: 'PENDING' })).body.buildNumbers).toEqual([4]);
-    expect((await post(`${sim_}/repositories/acme/api/finish-running-pipelines`, {})).body).toEqual({ finished: 2 });
+    expect((await post(`${sim_}/repositories/acme/api/finish-running-pipelines`, {})).body).toEqual({ finished: 3 });
     expect((await post(`${sim_}/repositories/acme/api/touch-pull-requests`, { ids: [1] })).status).toBe(200);
     expect((await post(`${sim_}/repositories/acme/api/pull-requests`, { count: 1 })).body).toEqual({ ids: [7] });
     expect((await post(`${sim_}/repositories/acme/api/pull-requests/7/state`, { state: 'DECLINED' })).status).toBe(200);

@@ -1,0 +1,20 @@
+/**
+ * `npx tsx src/dev/install-tools.ts`: makes sure the Temporal CLI and the time-skipping test server
+ * are available (installing them into `.tools/` on first use) and prints where they are.
+ * `.ci/run` calls it before the tests so that no test pays for the download.
+ */
+import { spawnSync } from 'node:child_process';
+import { resolveTemporalCli, resolveTemporalTestServer } from './temporal-cli';
+
+async function main(): Promise<void> {
+  const cli = await resolveTemporalCli();
+  const testServer = await resolveTemporalTestServer();
+  const version = spawnSync(cli, ['--version'], { encoding: 'utf8', timeout: 30_000 }).stdout?.trim();
+  console.log(`temporal:             ${cli}${version ? `  (${version})` : ''}`);
+  console.log(`temporal-test-server: ${testServer}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`install-tools: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,609 @@
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * Pieces both provider simulators share: the request log, fault injection, the registry of
+ * secrets handed out, deterministic data helpers, rate-limit windows, the `/_sim` control
+ * routes and Bitbucket's filter/sort language (kept here so bitbucket.ts stays readable).
+ *
+ * The simulators are test doubles for real HTTP clients, so everything here favours being
+ * predictable (seeded data, monotonic clocks) over being clever.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Request log
+
+export interface RequestLogEntry {
+  method: string;
+  /** Path without the query string. */
+  path: string;
+  /** The raw query string as sent (no leading `?`), so tests can see exactly what a client put there. */
+  query: string;
+  status: number;
+  /** Epoch milliseconds. */
+  at: number;
+}
+
+export class RequestLog {
+  private entries: RequestLogEntry[] = [];
+
+  record(entry: RequestLogEntry): void {
+    this.entries.push(entry);
+  }
+
+  list(): RequestLogEntry[] {
+    return this.entries.map((e) => ({ ...e }));
+  }
+
+  clear(): void {
+    this.entries = [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fault injection
+
+export type FaultStatus = 429 | 500 | 502 | 503;
+export const FAULT_STATUSES: readonly FaultStatus[] = [429, 500, 502, 503];
+
+export interface FaultSpec {
+  status: FaultStatus;
+  /** How many matching API requests fail before the fault is used up. */
+  count: number;
+  /**
+   * Only requests whose path starts with this fail. Either the full path (`/2.0/repositories`)
+   * or one relative to the API base (`/repositories`) is accepted.
+   */
+  pathPrefix?: string;
+  /** Delay before the failing response is sent, to exercise client timeouts. */
+  latencyMs?: number;
+}
+
+export class FaultPlan {
+  private pending: { spec: FaultSpec; remaining: number }[] = [];
+  latencyMs = 0;
+
+  constructor(private readonly apiBase: string) {}
+
+  inject(spec: FaultSpec): void {
+    if (!FAULT_STATUSES.includes(spec.status)) {
+      throw new Error(`status must be one of ${FAULT_STATUSES.join(', ')}`);
+    }
+    if (!Number.isInteger(spec.count) || spec.count < 1) throw new Error('count must be a positive integer');
+    if (spec.latencyMs !== undefined && !(spec.latencyMs >= 0)) throw new Error('latencyMs must be >= 0');
+    this.pending.push({ spec: { ...spec }, remaining: spec.count });
+  }
+
+  setLatency(ms: number): void {
+    if (!(ms >= 0)) throw new Error('latency must be >= 0');
+    this.latencyMs = ms;
+  }
+
+  /** Consumes one use of the first fault matching `path`, FIFO, so queued faults fire in order. */
+  take(path: string): { status: FaultStatus; latencyMs: number } | undefined {
+    const hit = this.pending.find((f) => f.remaining > 0 && this.matches(f.spec.pathPrefix, path));
+    if (!hit) return undefined;
+    hit.remaining -= 1;
+    this.pending = this.pending.filter((f) => f.remaining > 0);
+    return { status: hit.spec.status, latencyMs: hit.spec.latencyMs ?? 0 };
+  }
+
+  reset(): void {
+    this.pending = [];
+    this.latencyMs = 0;
+  }
+
+  private matches(prefix: string | undefined, path: string): boolean {
+    if (!prefix) return true;
+    return path.startsWith(prefix) || path.startsWith(this.apiBase + prefix);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+
+/**
+ * Every secret a simulator issued or accepted. Tests scan logs, the database and workflow
+ * history for these strings to prove nothing leaks in plaintext.
+ */
+export class SecretRegistry {
+  private readonly secrets = new Set<string>();
+
+  add(secret: string): string {
+    this.secrets.add(secret);
+    return secret;
+  }
+
+  list(): string[] {
+    return [...this.secrets];
+  }
+}
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+/** Crypto-random secret over `alphabet`; secrets must not be guessable even in a simulator. */
+export function randomSecret(length: number, alphabet = ALNUM): string {
+  const bytes = randomBytes(length * 2);
+  let out = '';
+  for (let i = 0; out.length < length && i < bytes.length; i += 2) {
+    const n = ((bytes[i] ?? 0) << 8) | (bytes[i + 1] ?? 0);
+    // Reject the biased tail so every character is equally likely.
+    if (n < Math.floor(65536 / alphabet.length) * alphabet.length) out += alphabet[n % alphabet.length];
+  }
+  return out.length === length ? out : out + randomSecret(length - out.length, alphabet);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic data
+
+/** mulberry32: tiny seeded PRNG, so seeded datasets are identical on every run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export type Rand = () => number;
+
+export function pick<T>(rand: Rand, items: readonly T[]): T {
+  const item = items[Math.floor(rand() * items.length)];
+  if (item === undefined) throw new Error('pick from an empty list');
+  return item;
+}
+
+export function intBetween(rand: Rand, min: number, max: number): number {
+  return min + Math.floor(rand() * (max - min + 1));
+}
+
+export function hex(rand: Rand, length: number): string {
+  let out = '';
+  while (out.length < length) out += Math.floor(rand() * 16).toString(16);
+  return out;
+}
+
+/** RFC 4122 v4-shaped UUID from the seeded stream. */
+export function uuid(rand: Rand): string {
+  const h = hex(rand, 32);
+  const variant = ((parseInt(h[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
+ * Hands out strictly increasing timestamps no earlier than `floor`, so data created by a
+ * mutation control is always newer than everything seeded or created before it, even when two
+ * mutations land in the same millisecond. Incremental-sync tests rely on that ordering.
+ */
+export class MonotonicClock {
+  private last: number;
+
+  constructor(floor: number) {
+    this.last = floor;
+  }
+
+  now(): number {
+    this.last = Math.max(Date.now(), this.last + 1);
+    return this.last;
+  }
+
+  /** Wall time without consuming a tick: for expiry checks, not for stamping data. */
+  peek(): number {
+    return Math.max(Date.now(), this.last);
+  }
+}
+
+export function parseAnchor(anchor: string | undefined): number {
+  if (anchor === undefined) return Math.floor(Date.now() / 1000) * 1000;
+  const ms = Date.parse(anchor);
+  if (Number.isNaN(ms)) throw new Error(`seed.anchor is not a date: ${anchor}`);
+  return ms;
+}
+
+/** Bitbucket style: microseconds and an explicit `+00:00` offset. */
+export function isoMicros(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000+00:00');
+}
+
+/** Bitrise builds style: whole seconds and `Z`. */
+export function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Bitrise pipelines style: microseconds and `Z`. */
+export function isoMicrosZ(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate-limit windows
+
+/** Rolling window (Bitbucket: "1,000 per rolling hour"). */
+export class RollingWindow {
+  private readonly hits = new Map<string, number[]>();
+
+  constructor(private readonly windowMs: number) {}
+
+  /** Records a hit unless the key is already at `limit` in the window. */
+  tryHit(key: string, limit: number, now: number): boolean {
+    const recent = (this.hits.get(key) ?? []).filter((t) => t > now - this.windowMs);
+    const allowed = recent.length < limit;
+    if (allowed) recent.push(now);
+    this.hits.set(key, recent);
+    return allowed;
+  }
+
+  clear(): void {
+    this.hits.clear();
+  }
+}
+
+/** Fixed window, which is what a `X-RateLimit-Reset` + `Retry-After` pair describes. */
+export class FixedWindow {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+
+  constructor(private readonly windowMs: number) {}
+
+  hit(key: string, limit: number, now: number): { allowed: boolean; remaining: number; resetAt: number } {
+    let w = this.windows.get(key);
+    if (!w || now >= w.start + this.windowMs) {
+      w = { start: now, count: 0 };
+      this.windows.set(key, w);
+    }
+    const allowed = w.count < limit;
+    if (allowed) w.count += 1;
+    return { allowed, remaining: Math.max(0, limit - w.count), resetAt: w.start + this.windowMs };
+  }
+
+  clear(): void {
+    this.windows.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP plumbing
+
+export const SIM_PREFIX = '/_sim';
+
+export function splitUrl(url: string): { path: string; query: string } {
+  const i = url.indexOf('?');
+  return i < 0 ? { path: url, query: '' } : { path: url.slice(0, i), query: url.slice(i + 1) };
+}
+
+/** Query parsing with form semantics (`+` is a space), which is what real servers do. */
+export function queryParams(url: string): URLSearchParams {
+  return new URLSearchParams(splitUrl(url).query);
+}
+
+/** Encodes with `%20` rather than `+`, the way Bitbucket's own `next` links look. */
+export function encodeQuery(params: URLSearchParams): string {
+  return [...params].map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Fastify with no logger: the simulators see secrets in headers and bodies and must not print them. */
+export function createSimApp(): FastifyInstance {
+  const app = Fastify({ logger: false, routerOptions: { ignoreTrailingSlash: true } });
+  // The OAuth token endpoint takes a form body; other content types reach handlers as raw text so
+  // they can answer the way the provider would instead of Fastify's 415.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(String(body))));
+  });
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  return app;
+}
+
+export interface TrafficHooks {
+  log: RequestLog;
+  faults: FaultPlan;
+  /** Faults and latency only apply to provider API paths (not OAuth, not `/_sim`). */
+  isApiPath(path: string): boolean;
+  sendFault(reply: FastifyReply, status: FaultStatus): void;
+}
+
+export function installTrafficHooks(app: FastifyInstance, hooks: TrafficHooks): void {
+  app.addHook('onRequest', async (request, reply) => {
+    const { path } = splitUrl(request.url);
+    if (!hooks.isApiPath(path)) return;
+    const fault = hooks.faults.take(path);
+    if (fault) {
+      if (fault.latencyMs > 0) await sleep(fault.latencyMs);
+      hooks.sendFault(reply, fault.status);
+      return reply;
+    }
+    if (hooks.faults.latencyMs > 0) await sleep(hooks.faults.latencyMs);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const { path, query } = splitUrl(request.url);
+    if (path.startsWith(SIM_PREFIX)) return;
+    hooks.log.record({ method: request.method, path, query, status: reply.statusCode, at: Date.now() });
+  });
+}
+
+export class SimInputError extends Error {}
+export class SimNotFoundError extends Error {}
+
+export interface SimRoute {
+  method: 'GET' | 'POST';
+  /** Relative to `/_sim`. */
+  url: string;
+  handler(body: Record<string, unknown>, params: Record<string, string>): unknown;
+}
+
+/**
+ * Exposes control methods as JSON routes under `/_sim`, so a demo or a child process can drive a
+ * simulator it did not start in-process. Handlers return plain values; `undefined` becomes `{ok:true}`.
+ */
+export function registerSimRoutes(app: FastifyInstance, routes: SimRoute[]): void {
+  for (const route of routes) {
+    app.route({
+      method: route.method,
+      url: SIM_PREFIX + route.url,
+      handler: async (request, reply) => {
+        const body = isRecord(request.body) ? request.body : {};
+        try {
+          const result = route.handler(body, (request.params ?? {}) as Record<string, string>);
+          return reply.code(200).send(result === undefined ? { ok: true } : result);
+        } catch (err) {
+          const status = err instanceof SimNotFoundError ? 404 : 400;
+          return reply.code(status).send({ error: err instanceof Error ? err.message : String(err) });
+        }
+      },
+    });
+  }
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function num(body: Record<string, unknown>, key: string): number {
+  const v = body[key];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new SimInputError(`body.${key} must be a number`);
+  return v;
+}
+
+export function optNum(body: Record<string, unknown>, key: string): number | undefined {
+  return body[key] === undefined || body[key] === null ? undefined : num(body, key);
+}
+
+export function str(body: Record<string, unknown>, key: string): string {
+  const v = body[key];
+  if (typeof v !== 'string') throw new SimInputError(`body.${key} must be a string`);
+  return v;
+}
+
+export function optStr(body: Record<string, unknown>, key: string): string | undefined {
+  return body[key] === undefined || body[key] === null ? undefined : str(body, key);
+}
+
+export function faultSpecFrom(body: Record<string, unknown>): FaultSpec {
+  const status = num(body, 'status');
+  if (!FAULT_STATUSES.includes(status as FaultStatus)) throw new SimInputError('unsupported fault status');
+  return {
+    status: status as FaultStatus,
+    count: num(body, 'count'),
+    pathPrefix: optStr(body, 'pathPrefix'),
+    latencyMs: optNum(body, 'latencyMs'),
+  };
+}
+
+export async function listen(app: FastifyInstance, host: string, port: number): Promise<string> {
+  await app.listen({ host, port });
+  const address = app.server.address() as AddressInfo;
+  const publicHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  return `http://${publicHost}:${address.port}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bitbucket's filter and sort language (BB-spec narrative "Filter and sort"): `q=` with
+// `= != ~ !~ > >= < <= IN`, `AND`, `OR`, parentheses; strings double-quoted, datetimes unquoted.
+
+export class QueryError extends Error {}
+
+type Literal = string | number | boolean | null | { datetime: number };
+type Node =
+  | { kind: 'and' | 'or'; left: Node; right: Node }
+  | { kind: 'cmp'; field: string; op: string; value: Literal }
+  | { kind: 'in'; field: string; negate: boolean; values: Literal[] };
+
+const DATETIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+const OPERATORS = ['!=', '!~', '>=', '<=', '=', '~', '>', '<'];
+
+function tokenize(q: string): string[] {
+  const tokens: string[] = [];
+  let i = 0;
+  while (i < q.length) {
+    const c = q[i] ?? '';
+    if (/\s/.test(c)) {
+      i += 1;
+    } else if (c === '"') {
+      let j = i + 1;
+      let value = '';
+      while (j < q.length && q[j] !== '"') {
+        if (q[j] === '\\' && j + 1 < q.length) j += 1;
+        value += q[j];
+        j += 1;
+      }
+      if (j >= q.length) throw new QueryError('unterminated string');
+      tokens.push(JSON.stringify(value));
+      i = j + 1;
+    } else if (c === '(' || c === ')' || c === ',') {
+      tokens.push(c);
+      i += 1;
+    } else {
+      const op = OPERATORS.find((o) => q.startsWith(o, i));
+      if (op) {
+        tokens.push(op);
+        i += op.length;
+      } else {
+        let j = i;
+        while (j < q.length && !/[\s()",!=~<>]/.test(q[j] ?? '')) j += 1;
+        if (j === i) throw new QueryError(`unexpected character '${c}'`);
+        tokens.push(q.slice(i, j));
+        i = j;
+      }
+    }
+  }
+  return tokens;
+}
+
+function parseLiteral(token: string | undefined): Literal {
+  if (token === undefined) throw new QueryError('expected a value');
+  if (token.startsWith('"')) return JSON.parse(token) as string;
+  if (token === 'true' || token === 'false') return token === 'true';
+  if (token === 'null') return null;
+  if (/^-?\d+(\.\d+)?$/.test(token)) return Number(token);
+  if (DATETIME.test(token)) {
+    const ms = Date.parse(token);
+    if (!Number.isNaN(ms)) return { datetime: ms };
+  }
+  throw new QueryError(`unexpected token '${token}'`);
+}
+
+function parseQuery(tokens: string[], allowField: (field: string) => boolean): Node {
+  let pos = 0;
+  const peek = () => tokens[pos];
+  const next = () => tokens[pos++];
+  const parseOr = (): Node => {
+    let left = parseAnd();
+    while (peek()?.toUpperCase() === 'OR') {
+      next();
+      left = { kind: 'or', left, right: parseAnd() };
+    }
+    return left;
+  };
+  const parseAnd = (): Node => {
+    let left = parseFactor();
+    while (peek()?.toUpperCase() === 'AND') {
+      next();
+      left = { kind: 'and', left, right: parseFactor() };
+    }
+    return left;
+  };
+  const parseFactor = (): Node => {
+    if (peek() === '(') {
+      next();
+      const inner = parseOr();
+      if (next() !== ')') throw new QueryError("expected ')'");
+      return inner;
+    }
+    const field = next();
+    if (!field || !/^[a-z_][a-z0-9_.]*$/i.test(field)) throw new QueryError(`expected a field name, got '${field ?? ''}'`);
+    if (field.startsWith('values.')) throw new QueryError(`Invalid field name '${field}': do not prefix fields with 'values.'`);
+    if (!allowField(field)) throw new QueryError(`Invalid field name '${field}'`);
+    let op = next();
+    if (op?.toUpperCase() === 'NOT' && peek()?.toUpperCase() === 'IN') {
+      next();
+      op = 'NOT IN';
+    }
+    if (op?.toUpperCase() === 'IN' || op === 'NOT IN') {
+      if (next() !== '(') throw new QueryError("expected '(' after IN");
+      const values: Literal[] = [parseLiteral(next())];
+      while (peek() === ',') {
+        next();
+        values.push(parseLiteral(next()));
+      }
+      if (next() !== ')') throw new QueryError("expected ')'");
+      return { kind: 'in', field, negate: op === 'NOT IN', values };
+    }
+    if (!op || !OPERATORS.includes(op)) throw new QueryError(`expected an operator after '${field}'`);
+    return { kind: 'cmp', field, op, value: parseLiteral(next()) };
+  };
+  const tree = parseOr();
+  if (pos !== tokens.length) throw new QueryError(`unexpected token '${tokens[pos] ?? ''}'`);
+  return tree;
+}
+
+export function getField(item: unknown, dotted: string): unknown {
+  let cur: unknown = item;
+  for (const key of dotted.split('.')) {
+    if (!isRecord(cur)) return undefined;
+    cur = cur[key];
+  }
+  return cur;
+}
+
+function compare(actual: unknown, op: string, value: Literal, field: string): boolean {
+  if (isRecord(value)) {
+    // Datetimes must be compared as instants, never as strings: offsets differ between writers.
+    const t = typeof actual === 'string' ? Date.parse(actual) : NaN;
+    if (Number.isNaN(t)) return false;
+    return cmpNumbers(t, op, value.datetime);
+  }
+  if (typeof value === 'string' && ['>', '>=', '<', '<='].includes(op) && /(_on|date)$/.test(field)) {
+    throw new QueryError(`'${field}' is a datetime: compare it with an unquoted ISO-8601 value`);
+  }
+  if (op === '~' || op === '!~') {
+    const contains = typeof actual === 'string' && typeof value === 'string' && actual.toLowerCase().includes(value.toLowerCase());
+    return op === '~' ? contains : !contains;
+  }
+  if (op === '=') return actual === value;
+  if (op === '!=') return actual !== value;
+  if (typeof actual === 'number' && typeof value === 'number') return cmpNumbers(actual, op, value);
+  if (typeof actual === 'string' && typeof value === 'string') return cmpNumbers(actual.localeCompare(value), op, 0);
+  return false;
+}
+
+function cmpNumbers(a: number, op: string, b: number): boolean {
+  switch (op) {
+    case '>':
+      return a > b;
+    case '>=':
+      return a >= b;
+    case '<':
+      return a < b;
+    case '<=':
+      return a <= b;
+    default:
+      return a === b;
+  }
+}
+
+function evaluate(node: Node, item: unknown): boolean {
+  switch (node.kind) {
+    case 'and':
+      return evaluate(node.left, item) && evaluate(node.right, item);
+    case 'or':
+      return evaluate(node.left, item) || evaluate(node.right, item);
+    case 'in': {
+      const actual = getField(item, node.field);
+      const found = node.values.some((v) => v === actual);
+      return node.negate ? !found : found;
+    }
+    case 'cmp':
+      return compare(getField(item, node.field), node.op, node.value, node.field);
+  }
+}
+
+/** Throws QueryError (→ 400) for anything the real parser would reject, so client bugs surface. */
+export function compileFilter(q: string, allowField: (field: string) => boolean): (item: unknown) => boolean {
+  const tree = parseQuery(tokenize(q), allowField);
+  return (item) => evaluate(tree, item);
+}
+
+/** `sort=field` ascending or `sort=-field` descending; one field only, as on Bitbucket. */
+export function sortItems<T>(items: T[], sort: string, allowField: (field: string) => boolean): T[] {
+  const desc = sort.startsWith('-');
+  const field = desc ? sort.slice(1) : sort;
+  if (!allowField(field) || field.includes(',')) throw new QueryError(`Invalid sort field '${sort}'`);
+  const key = (item: T): number | string => {
+    const v = getField(item, field);
+    if (typeof v === 'number') return v;
+    if (typeof v === 'string' && /(_on|date)$/.test(field)) return Date.parse(v);
+    return typeof v === 'string' ? v : '';
+  };
+  return [...items].sort((a, b) => {
+    const ka = key(a);
+    const kb = key(b);
+    const c = typeof ka === 'number' && typeof kb === 'number' ? ka - kb : String(ka).localeCompare(String(kb));
+    return desc ? -c : c;
+  });
+}
