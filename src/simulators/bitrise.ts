@@ -112,7 +112,14 @@ export interface BitriseSimulator {
 const API_BASE = '/v0.1';
 const MAX_LIMIT = 50;
 const STATUS_TEXT: Record<BuildStatus, string> = { 0: 'in-progress', 1: 'success', 2: 'error', 3: 'aborted', 4: 'aborted' };
-const PIPELINE_STATUS: Record<string, BuildStatus> = { running: 0, on_hold: 0, succeeded: 1, failed: 2, aborted: 3, succeeded_with_abort: 4 };
+const PIPELINE_STATUS: Record<string, BuildStatus> = {
+  running: 0,
+  on_hold: 0,
+  succeeded: 1,
+  failed: 2,
+  aborted: 3,
+  succeeded_with_abort: 4,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Data model and seed
@@ -184,7 +191,14 @@ interface App {
 
 const ORG_NAMES = ['Acme Mobile', 'Globex Apps', 'Initech Labs', 'Umbrella Studio', 'Hooli XYZ'];
 const APP_TITLES = ['ios-app', 'android-app', 'flutter-shop', 'react-native-wallet', 'watch-companion', 'tv-app'];
-const PROJECT_TYPES: Record<string, string> = { ios: 'ios', android: 'android', flutter: 'flutter', react: 'react-native', watch: 'ios', tv: 'android' };
+const PROJECT_TYPES: Record<string, string> = {
+  ios: 'ios',
+  android: 'android',
+  flutter: 'flutter',
+  react: 'react-native',
+  watch: 'ios',
+  tv: 'android',
+};
 const WORKFLOWS = ['primary', 'deploy', 'nightly', 'pr-check'];
 const BRANCHES = ['main', 'develop', 'feature/login', 'release/2.4'];
 const MESSAGES = ['Fix crash on launch', 'Bump dependencies', 'Add onboarding screen', 'Speed up CI cache'];
@@ -203,7 +217,13 @@ class BitriseWorld {
     seed: BitriseSeed,
     anchor: number,
   ) {
-    this.me = { slug: hex(rand, 16), username: 'sim-user', email: 'sim-user@example.com', dataId: intBetween(rand, 10000, 99999), createdAt: anchor - 900 * 24 * HOUR };
+    this.me = {
+      slug: hex(rand, 16),
+      username: 'sim-user',
+      email: 'sim-user@example.com',
+      dataId: intBetween(rand, 10000, 99999),
+      createdAt: anchor - 900 * 24 * HOUR,
+    };
     const orgs = seed.organizations ?? 1;
     for (let o = 0; o < orgs; o += 1) {
       const base = ORG_NAMES[o % ORG_NAMES.length] ?? 'Org';
@@ -456,7 +476,24 @@ function renderBuild(a: App, b: Build): Json {
 }
 
 function triggerParams(branch: string, commitHash: string | null): Json {
-  const blank = ['base_repository_url', 'branch_dest', 'branch_dest_repo_owner', 'branch_repo_owner', 'commit_message', 'head_repository_url', 'machine_type_id', 'pull_request_author', 'pull_request_comment', 'pull_request_comment_id', 'pull_request_head_branch', 'pull_request_merge_branch', 'pull_request_ready_state', 'pull_request_repository_url', 'pull_request_unverified_merge_branch', 'stack'];
+  const blank = [
+    'base_repository_url',
+    'branch_dest',
+    'branch_dest_repo_owner',
+    'branch_repo_owner',
+    'commit_message',
+    'head_repository_url',
+    'machine_type_id',
+    'pull_request_author',
+    'pull_request_comment',
+    'pull_request_comment_id',
+    'pull_request_head_branch',
+    'pull_request_merge_branch',
+    'pull_request_ready_state',
+    'pull_request_repository_url',
+    'pull_request_unverified_merge_branch',
+    'stack',
+  ];
   return {
     ...Object.fromEntries(blank.map((k) => [k, ''])),
     branch,
@@ -549,7 +586,12 @@ function limitOf(query: URLSearchParams, fallback: number): number {
 }
 
 /** Anchor paging: `next` is the slug of the first item of the following page (BR-spec paging model). */
-function anchorPage<T extends { slug: string }>(items: T[], query: URLSearchParams, fallbackLimit: number, render: (item: T) => Json): Json {
+function anchorPage<T extends { slug: string }>(
+  items: T[],
+  query: URLSearchParams,
+  fallbackLimit: number,
+  render: (item: T) => Json,
+): Json {
   const limit = limitOf(query, fallbackLimit);
   const next = query.get('next');
   const start = next ? items.findIndex((i) => i.slug === next) : 0;
@@ -572,7 +614,8 @@ export async function startBitriseSimulator(opts: BitriseSimulatorOptions = {}):
   const minuteWindow = new FixedWindow(60_000);
   let perMinute: number | undefined;
   const tokens = new Map<string, TokenInfo>();
-  for (const t of seed.tokens ?? []) tokens.set(secrets.add(t), { label: 'seeded', kind: t.startsWith('bitwat_') ? 'workspace' : 'personal', revoked: false });
+  for (const t of seed.tokens ?? [])
+    tokens.set(secrets.add(t), { label: 'seeded', kind: t.startsWith('bitwat_') ? 'workspace' : 'personal', revoked: false });
 
   const app = createSimApp();
   installTrafficHooks(app, {
@@ -584,7 +627,9 @@ export async function startBitriseSimulator(opts: BitriseSimulatorOptions = {}):
   app.setErrorHandler((err, _request, reply) => {
     if (err instanceof ApiError) return reply.code(err.status).send({ message: err.message });
     const status = (err as { statusCode?: number }).statusCode ?? 500;
-    return reply.code(status >= 400 && status < 500 ? status : 500).send({ message: status < 500 ? 'Bad Request' : 'Internal Server Error' });
+    return reply
+      .code(status >= 400 && status < 500 ? status : 500)
+      .send({ message: status < 500 ? 'Bad Request' : 'Internal Server Error' });
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ message: 'Not Found' }));
 
@@ -599,7 +644,10 @@ export async function startBitriseSimulator(opts: BitriseSimulatorOptions = {}):
         const now = Date.now();
         const w = minuteWindow.hit(presented, perMinute, now);
         const reset = Math.ceil(w.resetAt / 1000);
-        reply.header('x-ratelimit-limit', String(perMinute)).header('x-ratelimit-remaining', String(w.remaining)).header('x-ratelimit-reset', String(reset));
+        reply
+          .header('x-ratelimit-limit', String(perMinute))
+          .header('x-ratelimit-remaining', String(w.remaining))
+          .header('x-ratelimit-reset', String(reset));
         if (!w.allowed) return sendRateLimited(reply, Math.max(1, Math.ceil((w.resetAt - now) / 1000)));
       }
       return reply.send(handler(queryParams(request.url), request.params as Record<string, string>));
@@ -646,7 +694,9 @@ export async function startBitriseSimulator(opts: BitriseSimulatorOptions = {}):
     const projectType = query.get('project_type');
     const apps = visibleApps()
       .filter((a) => (!title || a.title.toLowerCase().includes(title)) && (!projectType || a.projectType === projectType))
-      .sort((a, b) => (sortBy === 'created_at' ? b.createdAt - a.createdAt : lastBuildAt(b) - lastBuildAt(a)) || a.slug.localeCompare(b.slug));
+      .sort(
+        (a, b) => (sortBy === 'created_at' ? b.createdAt - a.createdAt : lastBuildAt(b) - lastBuildAt(a)) || a.slug.localeCompare(b.slug),
+      );
     return anchorPage(apps, query, MAX_LIMIT, renderApp);
   });
 
@@ -674,7 +724,7 @@ export async function startBitriseSimulator(opts: BitriseSimulatorOptions = {}):
       .filter(
         (b) =>
           (status === undefined || b.status === status) &&
-          (after === undefined || b.triggeredAt > after * 1000) &&
+          (after === undefined || b.triggeredAt >= after * 1000) &&
           (before === undefined || b.triggeredAt < before * 1000) &&
           (buildNumber === undefined || b.buildNumber === buildNumber) &&
           (prId === undefined || b.pullRequestId === prId) &&
@@ -683,7 +733,7 @@ export async function startBitriseSimulator(opts: BitriseSimulatorOptions = {}):
           (!message || (b.commitMessage ?? '').toLowerCase().includes(message)) &&
           (!event || eventOf(b) === event) &&
           // Builds here never belong to a pipeline.
-          (isPipeline !== 'true'),
+          isPipeline !== 'true',
       )
       .sort((x, y) => (sortBy === 'running_first' ? Number(y.status === 0) - Number(x.status === 0) : 0) || y.triggeredAt - x.triggeredAt);
     return anchorPage(builds, query, MAX_LIMIT, (b) => renderBuild(a, b));
@@ -749,7 +799,10 @@ export async function startBitriseSimulator(opts: BitriseSimulatorOptions = {}):
     createToken: ({ label = 'token', kind = 'personal' } = {}) => {
       // PATs look like long URL-safe random strings; workspace tokens carry the `bitwat_` prefix
       // secret scanners key on (provider-notes B1).
-      const token = kind === 'workspace' ? `bitwat_${randomSecret(64)}` : randomSecret(86, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_');
+      const token =
+        kind === 'workspace'
+          ? `bitwat_${randomSecret(64)}`
+          : randomSecret(86, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_');
       tokens.set(secrets.add(token), { label, kind, revoked: false });
       return token;
     },
@@ -759,7 +812,8 @@ export async function startBitriseSimulator(opts: BitriseSimulatorOptions = {}):
       info.revoked = true;
     },
     setRateLimit: (limit) => {
-      if (limit !== null && !(Number.isInteger(limit.perMinute) && limit.perMinute >= 0)) throw new SimInputError('perMinute must be an integer >= 0');
+      if (limit !== null && !(Number.isInteger(limit.perMinute) && limit.perMinute >= 0))
+        throw new SimInputError('perMinute must be an integer >= 0');
       perMinute = limit?.perMinute;
       minuteWindow.clear();
     },
@@ -801,7 +855,8 @@ function bitriseSimRoutes(c: BitriseControl): SimRoute[] {
       url: '/tokens',
       handler: (b) => {
         const kind = optStr(b, 'kind');
-        if (kind !== undefined && kind !== 'personal' && kind !== 'workspace') throw new SimInputError('kind must be personal or workspace');
+        if (kind !== undefined && kind !== 'personal' && kind !== 'workspace')
+          throw new SimInputError('kind must be personal or workspace');
         return { token: c.createToken({ label: optStr(b, 'label'), kind }) };
       },
     },
@@ -816,23 +871,41 @@ function bitriseSimRoutes(c: BitriseControl): SimRoute[] {
       method: 'POST',
       url: '/apps/:app/builds',
       handler: (b, p) => ({
-        slugs: c.addBuilds(p.app ?? '', num(b, 'count'), { status: optNum(b, 'status') as BuildStatus | undefined, branch: optStr(b, 'branch'), workflow: optStr(b, 'workflow') }),
+        slugs: c.addBuilds(p.app ?? '', num(b, 'count'), {
+          status: optNum(b, 'status') as BuildStatus | undefined,
+          branch: optStr(b, 'branch'),
+          workflow: optStr(b, 'workflow'),
+        }),
       }),
     },
     { method: 'POST', url: '/finish-running-builds', handler: (b) => ({ finished: c.finishRunningBuilds(undefined, finished(b)) }) },
-    { method: 'POST', url: '/apps/:app/finish-running-builds', handler: (b, p) => ({ finished: c.finishRunningBuilds(p.app ?? '', finished(b)) }) },
+    {
+      method: 'POST',
+      url: '/apps/:app/finish-running-builds',
+      handler: (b, p) => ({ finished: c.finishRunningBuilds(p.app ?? '', finished(b)) }),
+    },
     {
       method: 'POST',
       url: '/apps/:app/pipelines',
-      handler: (b, p) => ({ slugs: c.addPipelines(p.app ?? '', num(b, 'count'), { status: optNum(b, 'status') as BuildStatus | undefined, branch: optStr(b, 'branch') }) }),
+      handler: (b, p) => ({
+        slugs: c.addPipelines(p.app ?? '', num(b, 'count'), {
+          status: optNum(b, 'status') as BuildStatus | undefined,
+          branch: optStr(b, 'branch'),
+        }),
+      }),
     },
-    { method: 'POST', url: '/apps/:app/finish-running-pipelines', handler: (b, p) => ({ finished: c.finishRunningPipelines(p.app ?? '', finished(b)) }) },
+    {
+      method: 'POST',
+      url: '/apps/:app/finish-running-pipelines',
+      handler: (b, p) => ({ finished: c.finishRunningPipelines(p.app ?? '', finished(b)) }),
+    },
     {
       method: 'POST',
       url: '/apps/:app/access',
       handler: (b, p) => {
         const access = str(b, 'access');
-        if (access !== 'ok' && access !== 'forbidden' && access !== 'not_found') throw new SimInputError('access must be ok, forbidden or not_found');
+        if (access !== 'ok' && access !== 'forbidden' && access !== 'not_found')
+          throw new SimInputError('access must be ok, forbidden or not_found');
         c.setAppAccess(p.app ?? '', access);
       },
     },

@@ -85,7 +85,9 @@ async function main(): Promise<void> {
   if (values.json) {
     process.stdout.write(`${JSON.stringify(summary)}\n`);
   } else {
-    const consumerNote = consumers.length ? consumers.map((c) => c.clientId).join(', ') : `${DEFAULT_BITBUCKET_CONSUMER.clientId} (built-in; secret in DEFAULT_BITBUCKET_CONSUMER)`;
+    const consumerNote = consumers.length
+      ? consumers.map((c) => c.clientId).join(', ')
+      : `${DEFAULT_BITBUCKET_CONSUMER.clientId} (built-in; secret in DEFAULT_BITBUCKET_CONSUMER)`;
     process.stdout.write(
       [
         `Bitbucket simulator  API ${summary.bitbucket.apiUrl}`,

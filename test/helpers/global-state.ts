@@ -10,7 +10,6 @@ export interface TestServers {
 }
 
 declare global {
-  // eslint-disable-next-line no-var
   var __conduitTestServers: TestServers | undefined;
 }
 

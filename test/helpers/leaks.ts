@@ -26,7 +26,7 @@ export async function dumpDatabase(sql: Sql): Promise<string> {
   for (const { tablename } of tables) {
     // Table names come from the catalog, not from input; quoted all the same.
     const rows = await sql.unsafe(`select t::text as row from "${tablename.replace(/"/g, '""')}" t`);
-    parts.push(...rows.map((r) => String((r as { row: string }).row)));
+    parts.push(...rows.map((r) => String((r as unknown as { row: string }).row)));
   }
   return parts.join('\n');
 }

@@ -128,7 +128,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const deps: ApiDeps = await createApiDeps(config);
   const app: FastifyInstance = await buildApp(deps, { logger: pino(loggerOptions('info', 'api'), logStream) });
   await app.listen({ port, host: '127.0.0.1' });
-  const apiUrl = env.PUBLIC_URL;
+  const apiUrl = env.PUBLIC_URL!;
 
   const worker = new WorkerProcess(env);
   await worker.start();

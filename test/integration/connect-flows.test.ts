@@ -53,7 +53,7 @@ describe('Bitrise: personal access token', () => {
     expect(res.body.error.code).toBe('invalid_credentials');
     const again = await stack.request('GET', `/v1/connections/${conn.id}`, { apiKey });
     expect(again.body).toEqual(conn);
-    const [{ count }] = await stack.sql`select count(*)::int as count from credentials where connection_id = ${conn.id} and state <> 'retired'`;
+    const [{ count }] = (await stack.sql`select count(*)::int as count from credentials where connection_id = ${conn.id} and state <> 'retired'`) as unknown as [{ count: number }];
     expect(count).toBe(0);
   });
 
@@ -166,7 +166,7 @@ describe('OAuth state', () => {
     forged.searchParams.set('state', `${nonce}.AAAAforgedsignatureAAAA`);
     const res = await fetch(forged, { redirect: 'manual' });
     expect(res.status).toBe(400);
-    expect((await res.json()).error.code).toBe('invalid_state');
+    expect(((await res.json()) as any).error.code).toBe('invalid_state');
     await expectUnchanged(conn);
   });
 
@@ -181,7 +181,7 @@ describe('OAuth state', () => {
     expect((await fetch(callbackUrl, { redirect: 'manual' })).status).toBe(302);
     const replay = await fetch(callbackUrl, { redirect: 'manual' });
     expect(replay.status).toBe(400);
-    expect((await replay.json()).error.code).toBe('state_already_used');
+    expect(((await replay.json()) as any).error.code).toBe('state_already_used');
   });
 
   it('rejects an expired state and changes nothing', async () => {
@@ -190,7 +190,7 @@ describe('OAuth state', () => {
     await stack.sql`update oauth_states set expires_at = now() - interval '1 second' where connection_id = ${conn.id}`;
     const res = await fetch(callbackUrl, { redirect: 'manual' });
     expect(res.status).toBe(400);
-    expect((await res.json()).error.code).toBe('state_expired');
+    expect(((await res.json()) as any).error.code).toBe('state_expired');
     await expectUnchanged(conn);
   });
 

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import Ajv, { type ValidateFunction } from 'ajv';
@@ -14,6 +15,7 @@ import { startBitriseSimulator, type BitriseSimulator } from '../../src/simulato
  * difference is allowed, with the source in provider-notes.
  */
 
+/** `shared/` sits beside the repository checkout (locally and in CI); PROVIDER_SPECS_DIR overrides. */
 const SPEC_DIR = process.env.PROVIDER_SPECS_DIR ?? path.resolve(__dirname, '../../../shared/provider-specs');
 
 type Json = Record<string, unknown>;
@@ -55,7 +57,9 @@ SwaggerParser.dereference(spec, { dereference: { circular: 'ignore' } }).then(
 );`;
 
 async function loadSpec(file: string): Promise<SwaggerDoc> {
-  const { stdout } = await promisify(execFile)(process.execPath, ['-e', DEREFERENCE, path.join(SPEC_DIR, file)], {
+  const specPath = path.join(SPEC_DIR, file);
+  if (!existsSync(specPath)) throw new Error(`${specPath} not found: set PROVIDER_SPECS_DIR to the folder holding the saved Swagger files`);
+  const { stdout } = await promisify(execFile)(process.execPath, ['-e', DEREFERENCE, specPath], {
     cwd: path.resolve(__dirname, '../..'),
     maxBuffer: 256 * 1024 * 1024,
   });
@@ -122,7 +126,9 @@ class SpecValidator {
   }
 
   errors(validate: ValidateFunction, body: unknown): string[] {
-    return validate(body) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
+    return validate(body)
+      ? []
+      : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
   }
 
   /**
@@ -131,7 +137,9 @@ class SpecValidator {
    * its narrative rather than per operation (pagination, filtering, partial responses).
    */
   paramErrors(template: string, query: URLSearchParams, generic: string[], repeatable: string[] = []): string[] {
-    const declared = [...(this.doc.paths[template]?.parameters ?? []), ...(this.operation(template).parameters ?? [])].filter((p) => p.in === 'query');
+    const declared = [...(this.doc.paths[template]?.parameters ?? []), ...(this.operation(template).parameters ?? [])].filter(
+      (p) => p.in === 'query',
+    );
     const out: string[] = [];
     for (const name of new Set(query.keys())) {
       const values = query.getAll(name);
@@ -140,7 +148,8 @@ class SpecValidator {
       // "To reverse the order, prefix the field name with a hyphen" applies to every `sort`
       // (BB-spec narrative "Filter and sort"), so the enum names fields, not directions.
       const bare = (v: string) => (name === 'sort' ? v.replace(/^-/, '') : v);
-      if (param?.enum) for (const v of values) if (!param.enum.includes(bare(v))) out.push(`${name}=${v} not in ${JSON.stringify(param.enum)}`);
+      if (param?.enum)
+        for (const v of values) if (!param.enum.includes(bare(v))) out.push(`${name}=${v} not in ${JSON.stringify(param.enum)}`);
       if (values.length > 1 && !repeatable.includes(name)) out.push(`${name} repeated`);
     }
     return out;
@@ -177,7 +186,12 @@ async function get(url: string, headers: Record<string, string> = {}): Promise<F
 }
 
 /** Follows `next` until it is absent; fails on a loop so a broken cursor cannot hang the suite. */
-async function collect(first: string, headers: Record<string, string>, next: (body: Json) => string | undefined, items: (body: Json) => unknown[]) {
+async function collect(
+  first: string,
+  headers: Record<string, string>,
+  next: (body: Json) => string | undefined,
+  items: (body: Json) => unknown[],
+) {
   const pages: Fetched[] = [];
   const values: unknown[] = [];
   const seen = new Set<string>();
@@ -202,7 +216,14 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
   let auth: Record<string, string>;
   const consumer = DEFAULT_BITBUCKET_CONSUMER;
   const basic = `Basic ${Buffer.from(`${consumer.clientId}:${consumer.clientSecret}`).toString('base64')}`;
-  const seed = { workspaces: 2, reposPerWorkspace: 3, membersPerWorkspace: 5, pullRequestsPerRepo: 12, commitsPerRepo: 25, pipelinesPerRepo: 8 };
+  const seed = {
+    workspaces: 2,
+    reposPerWorkspace: 3,
+    membersPerWorkspace: 5,
+    pullRequestsPerRepo: 12,
+    commitsPerRepo: 25,
+    pipelinesPerRepo: 8,
+  };
   /** Documented for every endpoint by the narrative ("Pagination", "Filter and sort", "Partial responses"). */
   const GENERIC = ['page', 'pagelen', 'q', 'sort', 'fields'];
 
@@ -236,12 +257,17 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
 
   async function authorize(): Promise<{ status: number; body: Json }> {
     const redirect = 'http://127.0.0.1:9/callback';
-    const res = await get(`${sim.oauthUrl}/authorize?client_id=${consumer.clientId}&response_type=code&state=s1&redirect_uri=${encodeURIComponent(redirect)}`);
+    const res = await get(
+      `${sim.oauthUrl}/authorize?client_id=${consumer.clientId}&response_type=code&state=s1&redirect_uri=${encodeURIComponent(redirect)}`,
+    );
     const code = new URL(res.headers.get('location') ?? '').searchParams.get('code') ?? '';
     return token({ grant_type: 'authorization_code', code });
   }
 
-  async function token(form: Record<string, string>, authorization: string | null = basic): Promise<{ status: number; body: Json; headers: Headers }> {
+  async function token(
+    form: Record<string, string>,
+    authorization: string | null = basic,
+  ): Promise<{ status: number; body: Json; headers: Headers }> {
     const res = await fetch(`${sim.oauthUrl}/access_token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization ? { authorization } : {}) },
@@ -274,7 +300,10 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
   const oauthError = tokenAjv.compile({
     type: 'object',
     required: ['error', 'error_description'],
-    properties: { error: { enum: ['invalid_request', 'invalid_client', 'invalid_grant', 'unsupported_grant_type'] }, error_description: { type: 'string' } },
+    properties: {
+      error: { enum: ['invalid_request', 'invalid_client', 'invalid_grant', 'unsupported_grant_type'] },
+      error_description: { type: 'string' },
+    },
     additionalProperties: false,
   });
 
@@ -320,10 +349,15 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
 
   test('code exchange returns the documented token body and a code works once', async () => {
     const redirect = 'http://127.0.0.1:9/cb';
-    const res = await get(`${sim.oauthUrl}/authorize?client_id=${consumer.clientId}&response_type=code&redirect_uri=${encodeURIComponent(redirect)}`);
+    const res = await get(
+      `${sim.oauthUrl}/authorize?client_id=${consumer.clientId}&response_type=code&redirect_uri=${encodeURIComponent(redirect)}`,
+    );
     const code = new URL(res.headers.get('location') ?? '').searchParams.get('code') ?? '';
     // Form-field client authentication is accepted as well as HTTP Basic.
-    const first = await token({ grant_type: 'authorization_code', code, client_id: consumer.clientId, client_secret: consumer.clientSecret }, null);
+    const first = await token(
+      { grant_type: 'authorization_code', code, client_id: consumer.clientId, client_secret: consumer.clientSecret },
+      null,
+    );
     expect(first.status).toBe(200);
     const validate = tokenResponse('scope');
     expect(validate(first.body) ? [] : validate.errors).toEqual([]);
@@ -369,7 +403,9 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
   test('the scope field follows the scopeField option (scopes before 2026-05-04)', async () => {
     const legacy = await startBitbucketSimulator({ scopeField: 'scopes', seed: { workspaces: 1 } });
     try {
-      const res = await get(`${legacy.oauthUrl}/authorize?client_id=${consumer.clientId}&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2F`);
+      const res = await get(
+        `${legacy.oauthUrl}/authorize?client_id=${consumer.clientId}&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2F`,
+      );
       const code = new URL(res.headers.get('location') ?? '').searchParams.get('code') ?? '';
       const tok = await fetch(`${legacy.oauthUrl}/access_token`, {
         method: 'POST',
@@ -391,8 +427,16 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
     ['workspace members', '/workspaces/acme/members', ['workspace_membership', 'user', 'workspace']],
     ['repositories', '/repositories/acme', ['repository', 'team', 'project', 'branch', 'workspace']],
     ['one repository', '/repositories/acme/api', ['repository']],
-    ['pull requests in every state', '/repositories/acme/api/pullrequests?state=OPEN&state=MERGED&state=DECLINED&state=SUPERSEDED&pagelen=50', ['pullrequest', 'user', 'repository']],
-    ['pull requests with participants', '/repositories/acme/api/pullrequests?state=MERGED&fields=%2Bvalues.participants,%2Bvalues.reviewers', ['participant']],
+    [
+      'pull requests in every state',
+      '/repositories/acme/api/pullrequests?state=OPEN&state=MERGED&state=DECLINED&state=SUPERSEDED&pagelen=50',
+      ['pullrequest', 'user', 'repository'],
+    ],
+    [
+      'pull requests with participants',
+      '/repositories/acme/api/pullrequests?state=MERGED&fields=%2Bvalues.participants,%2Bvalues.reviewers',
+      ['participant'],
+    ],
     ['commits', '/repositories/acme/api/commits', ['commit', 'author', 'user']],
     [
       'pipelines',
@@ -426,12 +470,20 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
       ['/user/workspaces?pagelen=1', ds.workspaces.length],
       ['/workspaces/acme/members?pagelen=2', acme?.members ?? -1],
       ['/repositories/acme?pagelen=2', acme?.repositories.length ?? -1],
-      ['/repositories/acme/api/pullrequests?state=OPEN&state=MERGED&state=DECLINED&state=SUPERSEDED&pagelen=5', repo?.pullRequests.total ?? -1],
+      [
+        '/repositories/acme/api/pullrequests?state=OPEN&state=MERGED&state=DECLINED&state=SUPERSEDED&pagelen=5',
+        repo?.pullRequests.total ?? -1,
+      ],
       ['/repositories/acme/api/pullrequests?pagelen=2', repo?.pullRequests.OPEN ?? -1],
       ['/repositories/acme/api/pipelines?pagelen=3', repo?.pipelines.total ?? -1],
     ];
     for (const [p, expected] of cases) {
-      const { pages, values } = await collect(`${sim.apiUrl}${p}`, auth, (b) => b.next as string | undefined, (b) => b.values as unknown[]);
+      const { pages, values } = await collect(
+        `${sim.apiUrl}${p}`,
+        auth,
+        (b) => b.next as string | undefined,
+        (b) => b.values as unknown[],
+      );
       expect(values).toHaveLength(expected);
       expect(pages.length).toBeGreaterThan(1);
       for (const page of pages) {
@@ -453,7 +505,12 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
 
   test('commits use iterator pagination: newest first, opaque next, no page or size', async () => {
     const repo = sim.control.dataset().workspaces[0]?.repositories[0];
-    const { pages, values } = await collect(`${sim.apiUrl}/repositories/acme/api/commits?pagelen=10`, auth, (b) => b.next as string | undefined, (b) => b.values as unknown[]);
+    const { pages, values } = await collect(
+      `${sim.apiUrl}/repositories/acme/api/commits?pagelen=10`,
+      auth,
+      (b) => b.next as string | undefined,
+      (b) => b.values as unknown[],
+    );
     expect(values).toHaveLength(repo?.commits ?? -1);
     for (const page of pages) {
       expectConforms(page);
@@ -468,12 +525,17 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
   });
 
   test('q compares unquoted datetimes; a quoted datetime is a 400 with the error schema', async () => {
-    const all = (await get(`${sim.apiUrl}/repositories/acme/api/pullrequests?state=OPEN&state=MERGED&state=DECLINED&state=SUPERSEDED&pagelen=50`, auth)).body as Json;
+    const all = (
+      await get(`${sim.apiUrl}/repositories/acme/api/pullrequests?state=OPEN&state=MERGED&state=DECLINED&state=SUPERSEDED&pagelen=50`, auth)
+    ).body as Json;
     const times = (all.values as Json[]).map((v) => String(v.updated_on)).sort();
     const cutoff = times[Math.floor(times.length / 2)] ?? '';
     const newer = times.filter((t) => Date.parse(t) > Date.parse(cutoff)).length;
     const q = encodeURIComponent(`updated_on > ${cutoff}`);
-    const filtered = await get(`${sim.apiUrl}/repositories/acme/api/pullrequests?state=OPEN&state=MERGED&state=DECLINED&state=SUPERSEDED&q=${q}&sort=-updated_on`, auth);
+    const filtered = await get(
+      `${sim.apiUrl}/repositories/acme/api/pullrequests?state=OPEN&state=MERGED&state=DECLINED&state=SUPERSEDED&q=${q}&sort=-updated_on`,
+      auth,
+    );
     expectConforms(filtered, { repeatable: ['state'] });
     const got = ((filtered.body as Json).values as Json[]).map((v) => String(v.updated_on));
     expect(got).toHaveLength(newer);
@@ -503,7 +565,10 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
     const expired = await get(`${sim.apiUrl}/user`, headers);
     expect(expired.status).toBe(401);
     expectConforms(expired);
-    expect(expired.body).toEqual({ type: 'error', error: { message: 'Access token expired. Use your refresh token to obtain a new access token.' } });
+    expect(expired.body).toEqual({
+      type: 'error',
+      error: { message: 'Access token expired. Use your refresh token to obtain a new access token.' },
+    });
 
     const renewed = await token({ grant_type: 'refresh_token', refresh_token: String(fresh.body.refresh_token) });
     auth = { authorization: `Bearer ${String(renewed.body.access_token)}` };
@@ -579,8 +644,14 @@ describe('Bitbucket simulator conforms to bitbucket-cloud.swagger.json', () => {
     expect(spec.errors(validate, { ...page, values: [{ ...first, state: 'CLOSED' }] })).not.toEqual([]);
     expect(spec.errors(spec.definition('error'), { type: 'error', error: { message: 'x', code: 1 } })).not.toEqual([]);
     expect(spec.errors(spec.definition('pipeline_state_completed'), { type: 'pipeline_state_completed', name: 'DONE' })).not.toEqual([]);
-    expect(spec.paramErrors('/repositories/{workspace}/{repo_slug}/pullrequests', new URLSearchParams('state=OPEN&state=OPENED'), GENERIC, ['state'])).not.toEqual([]);
-    expect(spec.paramErrors('/repositories/{workspace}/{repo_slug}/commits', new URLSearchParams('page=1&page=2'), GENERIC)).not.toEqual([]);
+    expect(
+      spec.paramErrors('/repositories/{workspace}/{repo_slug}/pullrequests', new URLSearchParams('state=OPEN&state=OPENED'), GENERIC, [
+        'state',
+      ]),
+    ).not.toEqual([]);
+    expect(spec.paramErrors('/repositories/{workspace}/{repo_slug}/commits', new URLSearchParams('page=1&page=2'), GENERIC)).not.toEqual(
+      [],
+    );
   });
 });
 
@@ -615,7 +686,8 @@ describe('Bitrise simulator conforms to bitrise.swagger.json', () => {
   function expectConforms(res: Fetched) {
     const template = spec.template(res.url.pathname);
     expect(spec.paramErrors(template, res.url.searchParams, GENERIC)).toEqual([]);
-    const validate = spec.response(template, res.status) ?? (res.status >= 400 ? spec.definition('service.StandardErrorRespModel') : undefined);
+    const validate =
+      spec.response(template, res.status) ?? (res.status >= 400 ? spec.definition('service.StandardErrorRespModel') : undefined);
     if (!validate) throw new Error(`${template} documents no schema for ${res.status}`);
     expect(spec.errors(validate, res.body)).toEqual([]);
   }
@@ -675,7 +747,8 @@ describe('Bitrise simulator conforms to bitrise.swagger.json', () => {
   });
 
   test('nulls are allowed for string fields only, and the real quirk is reproduced', async () => {
-    const builds = (await get(`${sim.apiUrl}/apps/${appSlug}/builds?sort_by=running_first&limit=50`, { authorization: token })).body as Json;
+    const builds = (await get(`${sim.apiUrl}/apps/${appSlug}/builds?sort_by=running_first&limit=50`, { authorization: token }))
+      .body as Json;
     const validate = spec.response('/apps/{app-slug}/builds', 200);
     const unpatched = strict.response('/apps/{app-slug}/builds', 200);
     if (!validate || !unpatched) throw new Error('no schema');
@@ -701,7 +774,12 @@ describe('Bitrise simulator conforms to bitrise.swagger.json', () => {
     ];
     for (const [p, expected] of cases) {
       const first = `${sim.apiUrl}${p}`;
-      const { pages, values } = await collect(first, headers, (b) => (paging(b) ? `${first}&next=${paging(b) ?? ''}` : undefined), (b) => b.data as unknown[]);
+      const { pages, values } = await collect(
+        first,
+        headers,
+        (b) => (paging(b) ? `${first}&next=${paging(b) ?? ''}` : undefined),
+        (b) => b.data as unknown[],
+      );
       expect(values).toHaveLength(expected);
       expect(pages.length).toBeGreaterThan(1);
       expect(new Set(values.map((v) => (v as Json).slug)).size).toBe(expected);

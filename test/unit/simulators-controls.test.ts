@@ -30,7 +30,12 @@ async function call(url: string, init: RequestInit = {}): Promise<{ status: numb
 }
 
 const post = (url: string, body?: unknown) =>
-  call(url, body === undefined ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  call(
+    url,
+    body === undefined
+      ? { method: 'POST' }
+      : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) },
+  );
 
 async function tokenRequest(sim: BitbucketSimulator, form: Record<string, string>, authorization = basic) {
   return call(`${sim.oauthUrl}/access_token`, {
@@ -41,7 +46,9 @@ async function tokenRequest(sim: BitbucketSimulator, form: Record<string, string
 }
 
 async function connect(sim: BitbucketSimulator, clientId = consumer.clientId, authorization = basic): Promise<Json> {
-  const res = await call(`${sim.oauthUrl}/authorize?client_id=${clientId}&response_type=code&redirect_uri=${encodeURIComponent('http://127.0.0.1:9/cb')}`);
+  const res = await call(
+    `${sim.oauthUrl}/authorize?client_id=${clientId}&response_type=code&redirect_uri=${encodeURIComponent('http://127.0.0.1:9/cb')}`,
+  );
   const code = new URL(String(res.headers.get('location'))).searchParams.get('code') ?? '';
   const tokens = await tokenRequest(sim, { grant_type: 'authorization_code', code }, authorization);
   expect(tokens.status).toBe(200);
@@ -53,7 +60,10 @@ const bearer = (tokens: Json) => ({ authorization: `Bearer ${String(tokens.acces
 describe('Bitbucket simulator controls', () => {
   const sims: BitbucketSimulator[] = [];
   const start = async (opts: BitbucketSimulatorOptions = {}) => {
-    const sim = await startBitbucketSimulator({ seed: { workspaces: 1, reposPerWorkspace: 2, pullRequestsPerRepo: 6, commitsPerRepo: 12, pipelinesPerRepo: 3 }, ...opts });
+    const sim = await startBitbucketSimulator({
+      seed: { workspaces: 1, reposPerWorkspace: 2, pullRequestsPerRepo: 6, commitsPerRepo: 12, pipelinesPerRepo: 3 },
+      ...opts,
+    });
     sims.push(sim);
     return sim;
   };
@@ -106,7 +116,10 @@ describe('Bitbucket simulator controls', () => {
     const a = await connect(sim);
     const b = await connect(sim);
     sim.control.setRateLimit({ perHour: 1 });
-    const statuses = async (t: Json) => [(await call(`${sim.apiUrl}/user`, { headers: bearer(t) })).status, (await call(`${sim.apiUrl}/user`, { headers: bearer(t) })).status];
+    const statuses = async (t: Json) => [
+      (await call(`${sim.apiUrl}/user`, { headers: bearer(t) })).status,
+      (await call(`${sim.apiUrl}/user`, { headers: bearer(t) })).status,
+    ];
     expect(await statuses(a)).toEqual([200, 429]);
     expect(await statuses(b)).toEqual([200, 429]);
     sim.control.setRateLimit(null);
@@ -114,8 +127,19 @@ describe('Bitbucket simulator controls', () => {
   });
 
   test('consumer scopes are enforced and callback URLs must be extended', async () => {
-    const sim = await start({ consumers: [{ clientId: 'narrow', clientSecret: 'narrow-secret-0123456789', scopes: ['account', 'repository'], callbackUrl: 'http://127.0.0.1:9/cb' }] });
-    const bad = await call(`${sim.oauthUrl}/authorize?client_id=narrow&response_type=code&redirect_uri=${encodeURIComponent('http://evil.example/cb')}`);
+    const sim = await start({
+      consumers: [
+        {
+          clientId: 'narrow',
+          clientSecret: 'narrow-secret-0123456789',
+          scopes: ['account', 'repository'],
+          callbackUrl: 'http://127.0.0.1:9/cb',
+        },
+      ],
+    });
+    const bad = await call(
+      `${sim.oauthUrl}/authorize?client_id=narrow&response_type=code&redirect_uri=${encodeURIComponent('http://evil.example/cb')}`,
+    );
     expect(bad.status).toBe(400);
     const implicit = await call(`${sim.oauthUrl}/authorize?client_id=narrow&response_type=code`);
     expect(implicit.headers.get('location')).toMatch(/^http:\/\/127\.0\.0\.1:9\/cb\?code=/);
@@ -148,7 +172,7 @@ describe('Bitbucket simulator controls', () => {
     const first = await call(`${sim.apiUrl}/repositories/acme/api/commits?pagelen=5`, { headers });
     const pushed = sim.control.addCommits('acme', 'api', 3);
     const rest: Json[] = [];
-    for (let next: string | undefined = first.body.next; next; ) {
+    for (let next: string | undefined = first.body.next; next;) {
       const page = await call(next, { headers });
       rest.push(...page.body.values);
       next = page.body.next;
@@ -166,13 +190,18 @@ describe('Bitbucket simulator controls', () => {
     const [n] = sim.control.addPipelines('acme', 'api', 1, { state: 'IN_PROGRESS' });
     const counts = () => sim.control.dataset().workspaces[0]?.repositories[0]?.pipelines;
     expect(counts()).toEqual({ total: 4, running: 3, completed: 1 });
-    const latest = async () => (await call(`${sim.apiUrl}/repositories/acme/api/pipelines?sort=-created_on&pagelen=1`, { headers })).body.values[0];
+    const latest = async () =>
+      (await call(`${sim.apiUrl}/repositories/acme/api/pipelines?sort=-created_on&pagelen=1`, { headers })).body.values[0];
     expect((await latest()).build_number).toBe(n);
     expect((await latest()).state.name).toBe('IN_PROGRESS');
     expect(await latest()).not.toHaveProperty('completed_on');
     expect(sim.control.finishRunningPipelines('acme', 'api', 'FAILED')).toBe(3);
     const done = await latest();
-    expect(done.state).toEqual({ type: 'pipeline_state_completed', name: 'COMPLETED', result: { type: 'pipeline_state_completed_failed', name: 'FAILED' } });
+    expect(done.state).toEqual({
+      type: 'pipeline_state_completed',
+      name: 'COMPLETED',
+      result: { type: 'pipeline_state_completed_failed', name: 'FAILED' },
+    });
     expect(Date.parse(done.completed_on)).toBeGreaterThanOrEqual(Date.parse(done.created_on));
     expect(counts()).toEqual({ total: 4, running: 0, completed: 4 });
   });
@@ -209,7 +238,8 @@ describe('Bitbucket simulator controls', () => {
     ]);
     expect(log[2]?.query).toBe('pagelen=1');
     const secrets = sim.control.issuedSecrets();
-    for (const s of [consumer.clientSecret, 'extra-secret-abcdefghijkl', tokens.access_token, tokens.refresh_token]) expect(secrets).toContain(s);
+    for (const s of [consumer.clientSecret, 'extra-secret-abcdefghijkl', tokens.access_token, tokens.refresh_token])
+      expect(secrets).toContain(s);
     expect(secrets).toHaveLength(5); // + the authorization code
     sim.control.clearRequests();
     expect(sim.control.requests()).toEqual([]);
@@ -252,7 +282,9 @@ describe('Bitbucket simulator controls', () => {
     expect((await call(`${sim.apiUrl}/user`, { headers: bearer(tokens) })).status).toBe(200);
 
     expect((await post(`${sim_}/deny-next-authorization`, { description: 'nope' })).status).toBe(200);
-    const denied = await call(`${sim.oauthUrl}/authorize?client_id=${consumer.clientId}&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2F`);
+    const denied = await call(
+      `${sim.oauthUrl}/authorize?client_id=${consumer.clientId}&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2F`,
+    );
     expect(new URL(String(denied.headers.get('location'))).searchParams.get('error_description')).toBe('nope');
     expect((await post(`${sim_}/consumers`, { clientId: 'c2', clientSecret: 's2-0123456789' })).status).toBe(200);
     expect((await post(`${sim_}/access-token-ttl`, { seconds: 5 })).status).toBe(200);
@@ -276,7 +308,9 @@ describe('Bitrise simulator controls', () => {
   let app: string;
   const seededToken = 'seeded-token-for-tests-0123456789';
   beforeAll(async () => {
-    sim = await startBitriseSimulator({ seed: { organizations: 1, appsPerOrganization: 2, buildsPerApp: 4, pipelinesPerApp: 2, tokens: [seededToken] } });
+    sim = await startBitriseSimulator({
+      seed: { organizations: 1, appsPerOrganization: 2, buildsPerApp: 4, pipelinesPerApp: 2, tokens: [seededToken] },
+    });
     app = sim.control.dataset().organizations[0]?.apps[0]?.slug ?? '';
   });
   afterAll(async () => {
@@ -287,7 +321,14 @@ describe('Bitrise simulator controls', () => {
   test('builds can be added running and finished later', async () => {
     const [slug] = sim.control.addBuilds(app, 1, { status: 0, branch: 'main', workflow: 'primary' });
     const latest = async () => (await call(`${sim.apiUrl}/apps/${app}/builds?limit=1`, { headers: headers() })).body.data[0];
-    expect(await latest()).toMatchObject({ slug, status: 0, status_text: 'in-progress', finished_at: null, branch: 'main', triggered_workflow: 'primary' });
+    expect(await latest()).toMatchObject({
+      slug,
+      status: 0,
+      status_text: 'in-progress',
+      finished_at: null,
+      branch: 'main',
+      triggered_workflow: 'primary',
+    });
     expect(await latest()).not.toHaveProperty('credit_cost');
     expect(sim.control.dataset().organizations[0]?.apps[0]?.builds.running).toBe(2);
     expect(sim.control.finishRunningBuilds(app, 2)).toBe(2);
