@@ -45,6 +45,19 @@ export const envShape = {
      * server has not suggested it yet. Lowered in tests to exercise the path.
      */
     WORKFLOW_MAX_HISTORY_EVENTS: positiveInt(100, 50000).default(5000),
+    /**
+     * Requests per hour one connection may make. Bitbucket allows about 1,000 an hour per token;
+     * staying below it means a large backfill finishes without a storm of 429s.
+     */
+    BITBUCKET_REQUESTS_PER_HOUR: positiveInt(1, 10_000_000).default(900),
+    /** Bitrise publishes no v0.1 limit; its Insights API allows 60 a minute. */
+    BITRISE_REQUESTS_PER_HOUR: positiveInt(1, 10_000_000).default(3000),
+    /** A run that commits no page for this long is stopped and flagged `stalled`. */
+    SYNC_STALL_TIMEOUT_SECONDS: positiveInt(10, 86400).default(600),
+    /** Rate-limit waits up to this long retry the activity; longer ones are a durable workflow sleep. */
+    SYNC_MAX_INLINE_RATE_LIMIT_WAIT_SECONDS: positiveInt(0, 3600).default(60),
+    /** First wait after a 429 that names no wait (Bitbucket's usually don't); doubles each time. */
+    SYNC_RATE_LIMIT_BACKOFF_SECONDS: positiveInt(1, 3600).default(10),
 };
 
 export const configSchema = z.object(envShape).superRefine((c, ctx) => {
@@ -72,6 +85,12 @@ export interface Config {
   logLevel: ParsedEnv['LOG_LEVEL'];
   oauthStateTtlSeconds: number;
   workflowMaxHistoryEvents: number;
+  sync: {
+    requestsPerHour: { bitbucket: number; bitrise: number };
+    stallTimeoutSeconds: number;
+    maxInlineRateLimitWaitMs: number;
+    rateLimitBackoffMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -107,6 +126,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.LOG_LEVEL,
     oauthStateTtlSeconds: e.OAUTH_STATE_TTL_SECONDS,
     workflowMaxHistoryEvents: e.WORKFLOW_MAX_HISTORY_EVENTS,
+    sync: {
+      requestsPerHour: { bitbucket: e.BITBUCKET_REQUESTS_PER_HOUR, bitrise: e.BITRISE_REQUESTS_PER_HOUR },
+      stallTimeoutSeconds: e.SYNC_STALL_TIMEOUT_SECONDS,
+      maxInlineRateLimitWaitMs: e.SYNC_MAX_INLINE_RATE_LIMIT_WAIT_SECONDS * 1000,
+      rateLimitBackoffMs: e.SYNC_RATE_LIMIT_BACKOFF_SECONDS * 1000,
+    },
   };
 }
 

@@ -57,7 +57,7 @@ export async function startWorker(config: Config): Promise<RunningWorker> {
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('./workflows'),
-    activities: createActivities({ sql, vault, broker, providers: { bitbucket: config.bitbucket, bitrise: config.bitrise } }),
+    activities: createActivities({ sql, vault, broker, providers: { bitbucket: config.bitbucket, bitrise: config.bitrise }, settings: config.sync }),
     // Lets a run in progress finish its page and heartbeat before a deploy takes the worker away.
     shutdownGraceTime: '10 seconds',
   });

@@ -1,22 +1,17 @@
-import { activityInfo, ApplicationFailure, heartbeat } from '@temporalio/activity';
-import type { AccessBroker } from '../credentials/access';
+import { activityInfo, ApplicationFailure } from '@temporalio/activity';
 import type { Vault } from '../credentials/vault';
 import { applySnapshot, getConnection, setAccount, type ConnectionSnapshot } from '../db/connections';
-import type { Sql } from '../db/sql';
-import { addRunStats, finishRun, startRun } from '../db/sync-runs';
-import type { ConnectionError, Provider } from '../domain/connection';
+import type { Provider } from '../domain/connection';
 import { createBitbucketClient } from '../providers/bitbucket';
 import { createBitriseClient } from '../providers/bitrise';
 import { isProviderError } from '../providers/errors';
 import type { RequestMeter } from '../providers/http';
 import { FailureTypes } from '../workflows/messages';
 import { toActivityFailure } from './failures';
+import { createSyncActivities, type SyncActivityDeps } from './sync';
 
-export interface ActivityDeps {
-  sql: Sql;
+export interface ActivityDeps extends SyncActivityDeps {
   vault: Vault;
-  broker: AccessBroker;
-  providers: { bitbucket: { apiUrl: string; oauthUrl: string }; bitrise: { apiUrl: string } };
 }
 
 /**
@@ -25,7 +20,7 @@ export interface ActivityDeps {
  * only: no secret and no synced data ever enters workflow history.
  */
 export function createActivities(deps: ActivityDeps) {
-  const { sql, vault, broker } = deps;
+  const { sql, vault } = deps;
 
   const accountClient = (provider: Provider, meter?: RequestMeter) =>
     provider === 'bitbucket' ? createBitbucketClient(deps.providers.bitbucket, meter) : createBitriseClient(deps.providers.bitrise, meter);
@@ -39,6 +34,8 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
+    ...createSyncActivities(deps),
+
     async publishState(connectionId: string, snapshot: ConnectionSnapshot): Promise<void> {
       await applySnapshot(sql, connectionId, snapshot);
     },
@@ -70,41 +67,6 @@ export function createActivities(deps: ActivityDeps) {
         }
         throw toActivityFailure(err, activityInfo().attempt);
       }
-    },
-
-    /**
-     * One sync run. This issue's run proves access and records itself; the sync engine fills it
-     * with data. The run id comes from the workflow so a retried attempt resumes the same row.
-     */
-    async runSync(connectionId: string, runId: string): Promise<{ runId: string; finishedAt: string }> {
-      const connection = await connectionOrFail(connectionId);
-      await startRun(sql, connectionId, runId);
-      const stats = { requests: 0, rateLimitWaits: 0 };
-      const meter: RequestMeter = { onRequest: () => void stats.requests++ };
-      try {
-        heartbeat();
-        const account = await broker.withAccess(connectionId, connection.provider, (token) => accountClient(connection.provider, meter).getAccount(token));
-        heartbeat();
-        if (account.id !== connection.account?.id || account.name !== connection.account?.name) await setAccount(sql, connectionId, account);
-        await addRunStats(sql, runId, stats);
-        const finishedAt = await finishRun(sql, runId, { status: 'succeeded', counts: {} });
-        return { runId, finishedAt: finishedAt.toISOString() };
-      } catch (err) {
-        if (isProviderError(err, 'rate_limited')) stats.rateLimitWaits++;
-        await addRunStats(sql, runId, stats);
-        const failure = toActivityFailure(err, activityInfo().attempt);
-        if (failure instanceof ApplicationFailure && failure.nonRetryable) {
-          await finishRun(sql, runId, { status: 'failed', error: { code: String(failure.details?.[0] ?? 'sync_failed'), message: failure.message, at: new Date().toISOString() } });
-        }
-        throw failure;
-      }
-    },
-
-    async finishRunAsFailed(connectionId: string, runId: string, error: ConnectionError): Promise<void> {
-      await sql`insert into sync_runs (id, connection_id, status, error, finished_at)
-                values (${runId}, ${connectionId}, 'failed', ${sql.json(error as never)}, now())
-                on conflict (id) do nothing`;
-      await finishRun(sql, runId, { status: 'failed', error });
     },
 
     /**

@@ -7,6 +7,7 @@ import { registerErrorHandlers } from './errors';
 import { connectionRoutes } from './routes/connections';
 import { healthRoutes } from './routes/health';
 import { oauthRoutes } from './routes/oauth';
+import { recordRoutes } from './routes/records';
 import { tenantRoutes } from './routes/tenants';
 
 export interface BuildAppOptions {
@@ -57,5 +58,6 @@ export async function buildApp(deps: ApiDeps, opts: BuildAppOptions = {}): Promi
   await app.register(tenantRoutes, deps);
   await app.register(oauthRoutes, deps);
   await app.register(connectionRoutes, deps);
+  await app.register(recordRoutes, deps);
   return app;
 }

@@ -16,6 +16,7 @@ import {
   resumeUpdate,
   syncNowUpdate,
   type ConnectionState,
+  type SyncRequest,
 } from '../workflows/messages';
 import { ApiError, conflict, notFound } from './errors';
 import type { ConnectionDto } from './schemas';
@@ -46,6 +47,7 @@ export function toConnectionDto(row: ConnectionRow): ConnectionDto {
     nextSyncAt: row.nextSyncAt?.toISOString() ?? null,
     lastError: row.lastError,
     workflowId: row.workflowId,
+    syncState: row.syncState,
   };
 }
 
@@ -128,16 +130,21 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       }
     },
 
-    async act(row: ConnectionRow, action: Exclude<ConnectionAction, 'authorize' | 'set_credentials'>): Promise<ConnectionState> {
+    async act(row: ConnectionRow, action: 'pause' | 'resume' | 'disconnect'): Promise<ConnectionState> {
       assertAllowed(row, action);
       return update(row, ACTION_UPDATES[action]);
+    },
+
+    async syncNow(row: ConnectionRow, request: SyncRequest): Promise<ConnectionState> {
+      assertAllowed(row, 'sync');
+      return update(row, syncNowUpdate, request);
     },
 
     assertAllowed,
   };
 }
 
-const ACTION_UPDATES = { sync: syncNowUpdate, pause: pauseUpdate, resume: resumeUpdate, disconnect: disconnectUpdate } as const;
+const ACTION_UPDATES = { pause: pauseUpdate, resume: resumeUpdate, disconnect: disconnectUpdate } as const;
 
 export type ConnectionService = ReturnType<typeof createConnectionService>;
 

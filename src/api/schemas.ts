@@ -36,6 +36,14 @@ export const credentialsSchema = z.object({ token: z.string().trim().min(1).max(
 // Fastify hands an absent body to the validator as null.
 export const emptyBodySchema = z.object({}).strict().nullish();
 
+export const syncRequestSchema = z
+  .object({
+    full: z.boolean().optional(),
+    resources: z.array(z.string().min(1).max(50)).min(1).max(20).optional(),
+  })
+  .strict()
+  .nullish();
+
 export const connectionIdParams = z.object({ id: z.string() });
 
 export const listQuerySchema = z.object({
@@ -56,6 +64,9 @@ export const connectionSchema = z
     nextSyncAt: z.string().nullable(),
     lastError: z.object({ code: z.string(), message: z.string(), at: z.string() }).nullable(),
     workflowId: z.string(),
+    syncState: z
+      .object({ state: z.enum(['idle', 'running', 'rate_limited']), resource: z.string().optional(), until: z.string().optional() })
+      .describe('What the sync loop is doing now; `until` is when a rate-limit pause ends.'),
   })
   .meta({ id: 'Connection' });
 

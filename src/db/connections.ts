@@ -1,5 +1,5 @@
-import type { ConnectionError, ConnectionStatus, Provider } from '../domain/connection';
-import type { Sql } from './sql';
+import type { ConnectionError, ConnectionStatus, Provider, SyncState } from '../domain/connection';
+import { microsText, type Sql } from './sql';
 
 export interface ConnectionRow {
   id: string;
@@ -14,6 +14,7 @@ export interface ConnectionRow {
   nextSyncAt: Date | null;
   lastError: ConnectionError | null;
   account: { id: string; name: string } | null;
+  syncState: SyncState;
   stateRevision: string;
   createdAt: Date;
   updatedAt: Date;
@@ -26,6 +27,7 @@ export interface ConnectionSnapshot {
   lastSyncAt: string | null;
   nextSyncAt: string | null;
   lastError: ConnectionError | null;
+  syncState: SyncState;
   revision: number;
 }
 
@@ -55,11 +57,16 @@ export interface PageCursor {
 }
 
 /** Newest first; keyset on (created_at, id) so pages stay stable while connections are added. */
-export async function listConnections(sql: Sql, tenantId: string, limit: number, after?: PageCursor): Promise<ConnectionRow[]> {
-  return sql<ConnectionRow[]>`
-    select * from connections
+export async function listConnections(
+  sql: Sql,
+  tenantId: string,
+  limit: number,
+  after?: PageCursor,
+): Promise<(ConnectionRow & { pageCursor: string })[]> {
+  return sql<(ConnectionRow & { pageCursor: string })[]>`
+    select *, ${microsText(sql, 'created_at')} as page_cursor from connections
     where tenant_id = ${tenantId}
-    ${after ? sql`and (created_at, id) < (${after.createdAt}::timestamptz, ${after.id}::uuid)` : sql``}
+    ${after ? sql`and (created_at, id) < (${after.createdAt}::text::timestamptz, ${after.id}::uuid)` : sql``}
     order by created_at desc, id desc
     limit ${limit}`;
 }
@@ -73,6 +80,7 @@ export async function applySnapshot(sql: Sql, id: string, s: ConnectionSnapshot)
       last_sync_at = ${s.lastSyncAt},
       next_sync_at = ${s.nextSyncAt},
       last_error = ${s.lastError ? sql.json(s.lastError as never) : null},
+      sync_state = ${sql.json(s.syncState as never)},
       state_revision = ${s.revision},
       -- A snapshot that changes nothing the API shows (e.g. the workflow's first publish) keeps updated_at.
       updated_at = case

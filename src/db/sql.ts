@@ -23,3 +23,13 @@ export function createSql(databaseUrl: string, opts: SqlOptions = {}): Sql {
     connect_timeout: 10,
   }) as Sql;
 }
+
+/**
+ * A timestamptz column as ISO text with all six fractional digits. Keyset cursors must use this:
+ * a JS Date keeps milliseconds only, and a cursor rounded to the millisecond skips or repeats rows
+ * written within the same one. Compare against it with `${value}::text::timestamptz` so the driver
+ * does not round the parameter through a Date either.
+ */
+export function microsText(sql: Sql, column: 'updated_at' | 'created_at') {
+  return sql.unsafe(`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`);
+}

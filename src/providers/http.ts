@@ -12,6 +12,8 @@ export interface ProviderRequest {
   body?: string;
   timeoutMs?: number;
   meter?: RequestMeter;
+  /** Aborts the request early (activity cancellation, stall watchdog). */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_TIMEOUT_MS = 20_000;
@@ -59,9 +61,12 @@ export async function providerFetch(req: ProviderRequest): Promise<Response> {
       headers: req.headers,
       body: req.body,
       redirect: 'manual',
-      signal: AbortSignal.timeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      signal: req.signal
+        ? AbortSignal.any([req.signal, AbortSignal.timeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS)])
+        : AbortSignal.timeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS),
     });
   } catch (err) {
+    if (req.signal?.aborted) throw req.signal.reason;
     const reason = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'failed to connect';
     throw new ProviderError('transient', `${where} ${reason}`);
   }

@@ -58,10 +58,12 @@ export interface FaultSpec {
   pathPrefix?: string;
   /** Delay before the failing response is sent, to exercise client timeouts. */
   latencyMs?: number;
+  /** Fail only every n-th matching request (5 = 20 %), deterministically, until `count` are spent. */
+  everyNth?: number;
 }
 
 export class FaultPlan {
-  private pending: { spec: FaultSpec; remaining: number }[] = [];
+  private pending: { spec: FaultSpec; remaining: number; seen: number }[] = [];
   latencyMs = 0;
 
   constructor(private readonly apiBase: string) {}
@@ -72,7 +74,8 @@ export class FaultPlan {
     }
     if (!Number.isInteger(spec.count) || spec.count < 1) throw new Error('count must be a positive integer');
     if (spec.latencyMs !== undefined && !(spec.latencyMs >= 0)) throw new Error('latencyMs must be >= 0');
-    this.pending.push({ spec: { ...spec }, remaining: spec.count });
+    if (spec.everyNth !== undefined && !(Number.isInteger(spec.everyNth) && spec.everyNth >= 1)) throw new Error('everyNth must be a positive integer');
+    this.pending.push({ spec: { ...spec }, remaining: spec.count, seen: 0 });
   }
 
   setLatency(ms: number): void {
@@ -82,7 +85,7 @@ export class FaultPlan {
 
   /** Consumes one use of the first fault matching `path`, FIFO, so queued faults fire in order. */
   take(path: string): { status: FaultStatus; latencyMs: number } | undefined {
-    const hit = this.pending.find((f) => f.remaining > 0 && this.matches(f.spec.pathPrefix, path));
+    const hit = this.pending.find((f) => f.remaining > 0 && this.matches(f.spec.pathPrefix, path) && this.due(f));
     if (!hit) return undefined;
     hit.remaining -= 1;
     this.pending = this.pending.filter((f) => f.remaining > 0);
@@ -92,6 +95,13 @@ export class FaultPlan {
   reset(): void {
     this.pending = [];
     this.latencyMs = 0;
+  }
+
+  /** Counts a matching request against an every-n-th fault; true when this one should fail. */
+  private due(f: { spec: FaultSpec; seen: number }): boolean {
+    if (!f.spec.everyNth) return true;
+    f.seen += 1;
+    return f.seen % f.spec.everyNth === 0;
   }
 
   private matches(prefix: string | undefined, path: string): boolean {

@@ -79,7 +79,12 @@ export function createSyncContext(o: ContextOptions): SyncContext & { dispose():
       cancellationSignal().throwIfAborted();
       await pace();
       const res = await o.broker.withAccess(o.connectionId, o.provider, (token) =>
-        providerFetch({ url, headers: authHeaders(token), meter: { onRequest: () => void stats.requests++ } }),
+        providerFetch({
+          url,
+          headers: authHeaders(token),
+          meter: { onRequest: () => void stats.requests++ },
+          signal: AbortSignal.any([stall.signal, cancellationSignal()]),
+        }),
       );
       // A provider that says its budget is spent is believed before it answers 429.
       const wait = res.headers.get('x-ratelimit-remaining') === '0' ? parseRetryAfter(res.headers) : undefined;

@@ -8,12 +8,22 @@ import {
   isCancellation,
   proxyActivities,
   setHandler,
+  sleep,
+  TimeoutFailure,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { describeRefusal, refusalCode, type ConnectionAction, type ConnectionError } from '../domain/connection';
+import {
+  SYNC_RESOURCES,
+  describeRefusal,
+  isSyncResource,
+  refusalCode,
+  type ConnectionAction,
+  type ConnectionError,
+  type SyncState,
+} from '../domain/connection';
 import { connectionStatusKey } from '../temporal/search-attributes';
 import {
   FailureTypes,
@@ -45,14 +55,14 @@ const verification = proxyActivities<Activities>({
 // A sync run heartbeats so pause/disconnect can cancel it and a dead worker is noticed quickly.
 // Transient provider faults are retried for about an hour; lost access is handed back at once.
 const syncing = proxyActivities<Activities>({
-  startToCloseTimeout: '2 hours',
+  startToCloseTimeout: '6 hours',
   heartbeatTimeout: '30 seconds',
   retry: {
-    initialInterval: '5 seconds',
+    initialInterval: '1 second',
     backoffCoefficient: 2,
     maximumInterval: '10 minutes',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: [FailureTypes.authLost, FailureTypes.connectionMissing],
+    maximumAttempts: 12,
+    nonRetryableErrorTypes: [FailureTypes.authLost, FailureTypes.connectionMissing, FailureTypes.stalled],
   },
 });
 
@@ -73,8 +83,11 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
     lastError: null,
     currentRunId: null,
     revision: 0,
+    syncState: { state: 'idle' },
   };
   let syncRequested = input.carried?.syncRequested ?? false;
+  // Resources whose cursors the next run forgets (a requested backfill), carried across runs.
+  let pendingBackfill: string[] = input.carried?.pendingBackfill ?? [];
   let disconnectRequested = false;
   // Set once the disconnected state is in the database, so the API reads what it just caused.
   let disconnectPublished = false;
@@ -104,6 +117,7 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
       lastSyncAt: state.lastSyncAt,
       nextSyncAt: state.nextSyncAt,
       lastError: state.lastError,
+      syncState: state.syncState,
       revision: state.revision,
     });
   }
@@ -137,12 +151,25 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
 
   setHandler(
     syncNowUpdate,
-    async () => {
+    async (request) => {
+      if (request?.full) {
+        const resources = request.resources?.length ? request.resources : [...SYNC_RESOURCES[state.provider]];
+        pendingBackfill = [...new Set([...pendingBackfill, ...resources])];
+      }
       syncRequested = true;
       changes += 1;
       return view();
     },
-    { validator: () => refuseUnless('sync') },
+    {
+      validator: (request) => {
+        refuseUnless('sync');
+        const unknown = (request?.resources ?? []).filter((r: string) => !isSyncResource(state.provider, r));
+        if (unknown.length) {
+          throw ApplicationFailure.nonRetryable(`Unknown ${state.provider} resources: ${unknown.join(', ')}. Known: ${SYNC_RESOURCES[state.provider].join(', ')}.`, 'BadRequest');
+        }
+        if (request?.resources?.length && !request.full) throw ApplicationFailure.nonRetryable('resources applies to a full sync only: pass "full": true.', 'BadRequest');
+      },
+    },
   );
 
   setHandler(
@@ -193,7 +220,7 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
       // Handlers finish first so no update is lost across the boundary.
       await condition(allHandlersFinished);
       if (disconnectRequested) break;
-      await continueAsNew<typeof connectionWorkflow>({ ...input, carried: { state: view(), syncRequested } });
+      await continueAsNew<typeof connectionWorkflow>({ ...input, carried: { state: view(), syncRequested, pendingBackfill } });
     }
 
     if (state.status === 'active' && (syncRequested || isDue(state.nextSyncAt))) {
@@ -218,25 +245,45 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
   await condition(allHandlersFinished);
   return view();
 
+  /**
+   * One run: account check, then each resource in order. A long rate-limit pause is a durable
+   * sleep here (visible as syncState), not an activity holding a worker slot.
+   */
   async function syncOnce(): Promise<void> {
     const runId = uuid4();
+    const backfill = pendingBackfill;
+    pendingBackfill = [];
     state.currentRunId = runId;
     changes += 1;
-    let outcome: { ok: true; finishedAt: string } | { ok: false; error: ConnectionError; authLost: boolean; cancelled: boolean };
+    let outcome: { ok: true; finishedAt: string } | { ok: false; error: ConnectionError; authLost: boolean; cancelled: boolean; stalled: boolean };
     try {
       runningSync = new CancellationScope();
-      const result = await runningSync.run(() => syncing.runSync(state.connectionId, runId));
-      outcome = { ok: true, finishedAt: result.finishedAt };
+      outcome = await runningSync.run(async () => {
+        await bookkeeping.beginRun(state.connectionId, runId, backfill);
+        for (const step of ['account', ...SYNC_RESOURCES[state.provider]]) {
+          await setSyncState({ state: 'running', resource: step });
+          for (;;) {
+            const result = await syncing.syncStep(state.connectionId, runId, step);
+            if (!result.rateLimitedForMs) break;
+            await setSyncState({ state: 'rate_limited', resource: step, until: new Date(Date.now() + result.rateLimitedForMs).toISOString() });
+            await sleep(result.rateLimitedForMs);
+          }
+        }
+        return { ok: true as const, finishedAt: (await bookkeeping.completeRun(state.connectionId, runId)).finishedAt };
+      });
     } catch (err) {
       outcome = { ok: false, ...describeSyncFailure(err), cancelled: isCancellation(err) };
+      // A cancelled or failed backfill is owed again next run.
+      pendingBackfill = [...new Set([...backfill, ...pendingBackfill])];
     } finally {
       runningSync = undefined;
       state.currentRunId = null;
+      state.syncState = { state: 'idle' };
     }
 
     if (!outcome.ok) {
-      // The activity could not close its run row itself (cancelled, timed out, retries exhausted).
-      await CancellationScope.nonCancellable(() => bookkeeping.finishRunAsFailed(state.connectionId, runId, outcome.error));
+      const { error, stalled } = outcome;
+      await CancellationScope.nonCancellable(() => bookkeeping.failRun(state.connectionId, runId, error, stalled ? 'stalled' : 'failed'));
     }
     if (outcome.ok) {
       state.lastSyncAt = outcome.finishedAt;
@@ -246,6 +293,11 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
       if (outcome.authLost && state.status === 'active') state.status = 'needs_reconnect';
     }
     state.nextSyncAt = state.status === 'active' ? nextSyncAfter(outcome.ok ? outcome.finishedAt : nowIso(), state.syncIntervalSeconds) : null;
+    await publish();
+  }
+
+  async function setSyncState(next: SyncState): Promise<void> {
+    state.syncState = next;
     await publish();
   }
 }
@@ -274,17 +326,23 @@ function rootApplicationFailure(err: unknown): ApplicationFailure | undefined {
   return e instanceof ApplicationFailure ? e : undefined;
 }
 
-function describeSyncFailure(err: unknown): { error: ConnectionError; authLost: boolean } {
+function describeSyncFailure(err: unknown): { error: ConnectionError; authLost: boolean; stalled: boolean } {
   const at = nowIso();
-  if (isCancellation(err)) return { error: { code: 'sync_cancelled', message: 'The sync was cancelled.', at }, authLost: false };
+  const plain = { authLost: false, stalled: false };
+  if (isCancellation(err)) return { error: { code: 'sync_cancelled', message: 'The sync was cancelled.', at }, ...plain };
   const app = rootApplicationFailure(err);
   if (app?.type === FailureTypes.authLost) {
     const code = typeof app.details?.[0] === 'string' ? app.details[0] : 'auth_lost';
-    return { error: { code, message: app.message, at }, authLost: true };
+    return { error: { code, message: app.message, at }, authLost: true, stalled: false };
   }
-  if (app?.type === FailureTypes.rateLimited) return { error: { code: 'rate_limited', message: app.message, at }, authLost: false };
-  if (app?.type === FailureTypes.providerUnavailable) return { error: { code: 'provider_unavailable', message: app.message, at }, authLost: false };
-  return { error: { code: 'sync_failed', message: app?.message ?? (err instanceof Error ? err.message : 'Sync failed'), at }, authLost: false };
+  if (app?.type === FailureTypes.stalled) return { error: { code: 'sync_stalled', message: app.message, at }, authLost: false, stalled: true };
+  if (app?.type === FailureTypes.rateLimited) return { error: { code: 'rate_limited', message: app.message, at }, ...plain };
+  if (app?.type === FailureTypes.providerUnavailable) return { error: { code: 'provider_unavailable', message: app.message, at }, ...plain };
+  // A heartbeat timeout with retries exhausted: the run stopped making progress.
+  if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
+    return { error: { code: 'sync_stalled', message: 'The sync stopped making progress.', at }, authLost: false, stalled: true };
+  }
+  return { error: { code: 'sync_failed', message: app?.message ?? (err instanceof Error ? err.message : 'Sync failed'), at }, ...plain };
 }
 
 /** Turns a failed verification into the failure the API maps to 422 or 503. */

@@ -1,5 +1,5 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { ConnectionError, ConnectionStatus, Provider } from '../domain/connection';
+import type { ConnectionError, ConnectionStatus, Provider, SyncState } from '../domain/connection';
 
 /**
  * The connection workflow's contract, shared by the workflow and its callers so a rename is a
@@ -18,6 +18,7 @@ export interface ConnectionState {
   lastError: ConnectionError | null;
   /** The sync run in flight, if any. */
   currentRunId: string | null;
+  syncState: SyncState;
   /** Grows with every published change; the database ignores snapshots older than it has. */
   revision: number;
 }
@@ -30,12 +31,19 @@ export interface ConnectionWorkflowInput {
   /** Continue-as-new once history passes this many events (the server may suggest it sooner). */
   maxHistoryEvents: number;
   /** Present when continuing as new: the state to carry on from. */
-  carried?: { state: ConnectionState; syncRequested: boolean };
+  carried?: { state: ConnectionState; syncRequested: boolean; pendingBackfill?: string[] };
 }
 
 export const stateQuery = defineQuery<ConnectionState>('state');
 export const attachCredentialUpdate = defineUpdate<ConnectionState, [{ credentialId: string }]>('attachCredential');
-export const syncNowUpdate = defineUpdate<ConnectionState>('syncNow');
+export interface SyncRequest {
+  /** Re-sync from scratch (backfill) instead of incrementally; upserts keep it duplicate-free. */
+  full?: boolean;
+  /** With `full`: backfill only these resources and leave the other cursors alone. */
+  resources?: string[];
+}
+
+export const syncNowUpdate = defineUpdate<ConnectionState, [SyncRequest]>('syncNow');
 export const pauseUpdate = defineUpdate<ConnectionState>('pause');
 export const resumeUpdate = defineUpdate<ConnectionState>('resume');
 export const disconnectUpdate = defineUpdate<ConnectionState>('disconnect');
@@ -48,5 +56,7 @@ export const FailureTypes = {
   authLost: 'AuthLost',
   providerUnavailable: 'ProviderUnavailable',
   rateLimited: 'RateLimited',
+  /** A run that committed no page for too long. */
+  stalled: 'Stalled',
   connectionMissing: 'ConnectionMissing',
 } as const;

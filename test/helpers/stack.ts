@@ -11,7 +11,7 @@ import { createApiDeps, type ApiDeps } from '../../src/api/deps';
 import { loggerOptions } from '../../src/logger';
 import { createSql, type Sql } from '../../src/db/sql';
 import { startBitbucketSimulator, type BitbucketSimulator, type BitbucketSimulatorOptions } from '../../src/simulators/bitbucket';
-import { startBitriseSimulator, type BitriseSimulator } from '../../src/simulators/bitrise';
+import { startBitriseSimulator, type BitriseSeed, type BitriseSimulator } from '../../src/simulators/bitrise';
 import { getFreePort } from '../../src/dev/ports';
 import { createTestDatabase } from './database';
 
@@ -29,6 +29,7 @@ export const PLATFORM_CLIENT = { clientId: 'conduit-platform', clientSecret: `pl
 
 export interface StackOptions {
   bitbucket?: BitbucketSimulatorOptions;
+  bitrise?: { seed?: BitriseSeed };
   env?: Record<string, string>;
 }
 
@@ -93,7 +94,7 @@ export interface Stack {
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const db = await createTestDatabase();
   const bitbucket = await startBitbucketSimulator({ consumers: [PLATFORM_CLIENT], ...opts.bitbucket });
-  const bitrise = await startBitriseSimulator();
+  const bitrise = await startBitriseSimulator(opts.bitrise);
 
   const port = await getFreePort();
   const env: Record<string, string> = {
@@ -114,6 +115,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     BITRISE_API_URL: bitrise.apiUrl,
     SYNC_INTERVAL_SECONDS: '3600',
     LOG_LEVEL: 'info',
+    // Tests measure behaviour, not patience: no pacing and short rate-limit backoff unless a test asks.
+    BITBUCKET_REQUESTS_PER_HOUR: '3600000',
+    BITRISE_REQUESTS_PER_HOUR: '3600000',
+    SYNC_RATE_LIMIT_BACKOFF_SECONDS: '1',
     ...opts.env,
   };
 

@@ -43,11 +43,10 @@ function stubActivities(overrides: Partial<Activities> = {}) {
   const activities: Activities = {
     publishState: async (_id, snapshot) => void calls.publishState.push(snapshot.status),
     activateCredential: async () => ({ accountName: 'acme' }),
-    runSync: async (_id, runId) => {
-      calls.runSync++;
-      return { runId, finishedAt: new Date().toISOString() };
-    },
-    finishRunAsFailed: async () => {},
+    beginRun: async () => void calls.runSync++,
+    syncStep: async () => ({ records: 0, requests: 1 }),
+    completeRun: async () => ({ finishedAt: new Date().toISOString() }),
+    failRun: async () => {},
     destroyCredentials: async () => void calls.destroyCredentials++,
     ...overrides,
   };
@@ -104,10 +103,9 @@ describe('connectionWorkflow', () => {
   it('parks in needs_reconnect without polling the provider, and resumes on a new credential', async () => {
     let authOk = false;
     const { activities, calls } = stubActivities({
-      runSync: async (_id, runId) => {
-        calls.runSync++;
+      syncStep: async () => {
         if (!authOk) throw ApplicationFailure.create({ type: FailureTypes.authLost, message: 'revoked', details: ['token_revoked'], nonRetryable: true });
-        return { runId, finishedAt: new Date().toISOString() };
+        return { records: 0, requests: 1 };
       },
     });
     await withWorker(activities, async (tq) => {
@@ -136,7 +134,7 @@ describe('connectionWorkflow', () => {
     const { activities } = stubActivities();
     await withWorker(activities, async (tq) => {
       const handle = await start(tq, input());
-      const err = await handle.executeUpdate(syncNowUpdate).catch((e: unknown) => e);
+      const err = await handle.executeUpdate(syncNowUpdate, { args: [{}] }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
       const cause = (err as WorkflowUpdateFailedError).cause as ApplicationFailure;
       expect(cause.type).toBe(FailureTypes.refused);
@@ -195,7 +193,7 @@ describe('connectionWorkflow', () => {
       expect(state.lastSyncAt).not.toBeNull();
       // Every sync publishes once: had the state been reset, the revision would trail the sync count.
       expect(state.revision).toBeGreaterThanOrEqual(runsBefore);
-      const first = await handle.describe();
+      const first = await env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId).describe();
       expect(first.status.name).toBe('CONTINUED_AS_NEW');
     });
   });

@@ -14,9 +14,10 @@ import {
   connectionListSchema,
   connectionSchema,
   credentialsSchema,
+  emptyBodySchema,
   errorSchema,
   listQuerySchema,
-  emptyBodySchema,
+  syncRequestSchema,
   syncRunSchema,
 } from '../schemas';
 
@@ -56,7 +57,7 @@ export const connectionRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps
       const rows = await listConnections(sql, tenantOf(req).id, req.query.limit + 1, after);
       const page = rows.slice(0, req.query.limit);
       const last = page[page.length - 1];
-      const nextCursor = rows.length > req.query.limit && last ? encodeCursor({ createdAt: last.createdAt.toISOString(), id: last.id }) : null;
+      const nextCursor = rows.length > req.query.limit && last ? encodeCursor({ createdAt: last.pageCursor, id: last.id }) : null;
       return { items: page.map(toConnectionDto), nextCursor };
     },
   );
@@ -110,19 +111,39 @@ export const connectionRoutes: FastifyPluginAsyncZod<ApiDeps> = async (app, deps
     },
   );
 
-  const action = (name: 'sync' | 'pause' | 'resume', summary: string, status: 200 | 202) =>
+  app.post(
+    '/v1/connections/:id/sync',
+    {
+      schema: {
+        tags: ['connections'],
+        summary: 'Sync now; `{"full":true}` backfills from scratch, `resources` limits the backfill to those named',
+        security,
+        params: connectionIdParams,
+        body: syncRequestSchema,
+        response: { 202: connectionSchema, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const row = await connections.load(tenantOf(req).id, req.params.id);
+      await connections.syncNow(row, req.body ?? {});
+      return reply.code(202).send(toConnectionDto(await connections.load(row.tenantId, row.id)));
+    },
+  );
+
+  for (const [name, summary] of [
+    ['pause', 'Pause syncing'],
+    ['resume', 'Resume syncing'],
+  ] as const) {
     app.post(
       `/v1/connections/:id/${name}`,
-      { schema: { tags: ['connections'], summary, security, params: connectionIdParams, body: emptyBodySchema, response: { 200: connectionSchema, 202: connectionSchema, ...errors } } },
-      async (req, reply) => {
+      { schema: { tags: ['connections'], summary, security, params: connectionIdParams, body: emptyBodySchema, response: { 200: connectionSchema, ...errors } } },
+      async (req) => {
         const row = await connections.load(tenantOf(req).id, req.params.id);
         await connections.act(row, name);
-        return reply.code(status).send(toConnectionDto(await connections.load(row.tenantId, row.id)));
+        return toConnectionDto(await connections.load(row.tenantId, row.id));
       },
     );
-  action('sync', 'Sync now', 202);
-  action('pause', 'Pause syncing', 200);
-  action('resume', 'Resume syncing', 200);
+  }
 
   app.delete(
     '/v1/connections/:id',

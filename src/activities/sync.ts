@@ -1,0 +1,121 @@
+import { activityInfo, ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailureCategory } from '@temporalio/common';
+import { getConnection, setAccount } from '../db/connections';
+import type { Sql } from '../db/sql';
+import { addRunStats, finishRun, startRun } from '../db/sync-runs';
+import { isSyncResource, type ConnectionError, type Provider } from '../domain/connection';
+import type { AccessBroker } from '../credentials/access';
+import { createBitbucketClient } from '../providers/bitbucket';
+import { createBitriseClient } from '../providers/bitrise';
+import { isProviderError } from '../providers/errors';
+import { createSyncContext, StalledError } from '../sync/context';
+import { SYNCERS } from '../sync/registry';
+import { resetCursors } from '../sync/store';
+import { FailureTypes } from '../workflows/messages';
+import { rateLimitBackoffMs, toActivityFailure } from './failures';
+
+export interface SyncSettings {
+  /** Pace per connection; Bitbucket allows about 1,000 requests an hour per token. */
+  requestsPerHour: Record<Provider, number>;
+  stallTimeoutSeconds: number;
+  /** Rate-limit waits up to this long are activity retries; longer ones a durable workflow sleep. */
+  maxInlineRateLimitWaitMs: number;
+  /** First backoff after a 429 without a wait header. */
+  rateLimitBackoffMs: number;
+}
+
+export interface SyncActivityDeps {
+  sql: Sql;
+  broker: AccessBroker;
+  providers: { bitbucket: { apiUrl: string; oauthUrl: string }; bitrise: { apiUrl: string } };
+  settings: SyncSettings;
+}
+
+export type SyncStep = 'account' | string;
+
+/** What a step reports to the workflow: small numbers only, never the data itself. */
+export interface SyncStepResult {
+  records: number;
+  requests: number;
+  /** Set when the provider asked for a long pause: the workflow sleeps durably, then runs the step again. */
+  rateLimitedForMs?: number;
+}
+
+export function createSyncActivities(deps: SyncActivityDeps) {
+  const { sql, broker } = deps;
+
+  async function connectionOrFail(connectionId: string) {
+    const connection = await getConnection(sql, connectionId);
+    if (!connection) {
+      throw ApplicationFailure.create({ type: FailureTypes.connectionMissing, message: `Connection ${connectionId} does not exist`, nonRetryable: true });
+    }
+    return connection;
+  }
+
+  return {
+    /** Opens the run row; a backfill forgets the named resources' cursors first. */
+    async beginRun(connectionId: string, runId: string, backfill: string[]): Promise<void> {
+      await startRun(sql, connectionId, runId);
+      if (backfill.length) await resetCursors(sql, connectionId, backfill);
+    },
+
+    /**
+     * One step of a run: `account` proves access (one cheap request), every other step is a
+     * resource syncer. Pages are committed with their cursors as they arrive, so a retry carries
+     * on from the last committed page.
+     */
+    async syncStep(connectionId: string, runId: string, step: SyncStep): Promise<SyncStepResult> {
+      const connection = await connectionOrFail(connectionId);
+      const { attempt } = activityInfo();
+      const apiUrl = deps.providers[connection.provider].apiUrl;
+      const ctx = createSyncContext({
+        sql,
+        broker,
+        connectionId,
+        runId,
+        provider: connection.provider,
+        apiUrl,
+        requestsPerHour: deps.settings.requestsPerHour[connection.provider],
+        stallTimeoutSeconds: deps.settings.stallTimeoutSeconds,
+      });
+      const record = (extra: { rateLimitWaits?: number } = {}) =>
+        addRunStats(sql, runId, { resource: step === 'account' ? undefined : step, records: ctx.stats.records, requests: ctx.stats.requests, retries: attempt > 1 ? 1 : 0, ...extra });
+      try {
+        if (step === 'account') {
+          const meter = { onRequest: () => void ctx.stats.requests++ };
+          const client = connection.provider === 'bitbucket' ? createBitbucketClient(deps.providers.bitbucket, meter) : createBitriseClient(deps.providers.bitrise, meter);
+          const account = await broker.withAccess(connectionId, connection.provider, (token) => client.getAccount(token));
+          if (account.id !== connection.account?.id || account.name !== connection.account?.name) await setAccount(sql, connectionId, account);
+        } else if (isSyncResource(connection.provider, step)) {
+          await (SYNCERS[connection.provider] as Record<string, (c: typeof ctx) => Promise<void>>)[step]!(ctx);
+        } else {
+          throw ApplicationFailure.create({ type: 'UnknownResource', message: `No ${connection.provider} resource ${step}`, nonRetryable: true });
+        }
+        await record();
+        return { records: ctx.stats.records, requests: ctx.stats.requests };
+      } catch (err) {
+        if (isProviderError(err, 'rate_limited')) {
+          const wait = err.retryAfterMs ?? rateLimitBackoffMs(attempt, deps.settings.rateLimitBackoffMs);
+          await record({ rateLimitWaits: 1 });
+          if (wait > deps.settings.maxInlineRateLimitWaitMs) return { records: ctx.stats.records, requests: ctx.stats.requests, rateLimitedForMs: wait };
+          throw ApplicationFailure.create({ type: FailureTypes.rateLimited, message: err.message, nextRetryDelay: wait, category: ApplicationFailureCategory.BENIGN });
+        }
+        await record();
+        if (err instanceof StalledError) throw ApplicationFailure.create({ type: FailureTypes.stalled, message: err.message, nonRetryable: true });
+        throw toActivityFailure(err, attempt);
+      } finally {
+        ctx.dispose();
+      }
+    },
+
+    async completeRun(connectionId: string, runId: string): Promise<{ finishedAt: string }> {
+      const finishedAt = await finishRun(sql, runId, { status: 'succeeded' });
+      return { finishedAt: finishedAt.toISOString() };
+    },
+
+    async failRun(connectionId: string, runId: string, error: ConnectionError, status: 'failed' | 'stalled' = 'failed'): Promise<void> {
+      await startRun(sql, connectionId, runId);
+      await finishRun(sql, runId, { status, error });
+    },
+  };
+}
