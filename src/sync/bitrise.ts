@@ -39,7 +39,11 @@ const q = (params: Record<string, string | number | undefined>) => {
   return s.toString();
 };
 
-async function accessibleApps(ctx: SyncContext): Promise<string[]> {
+/**
+ * Every app we know, inaccessible ones included: an app whose access comes back is only noticed
+ * by asking it (one request), since the apps list carries no change time.
+ */
+async function knownApps(ctx: SyncContext): Promise<string[]> {
   const rows = await ctx.sql<{ id: string }[]>`
     select id from bitrise_apps where connection_id = ${ctx.connectionId} order by id`;
   return rows.map((r) => r.id);
@@ -49,11 +53,13 @@ async function accessibleApps(ctx: SyncContext): Promise<string[]> {
 async function withAppAccess(ctx: SyncContext, app: string, fn: () => Promise<void>): Promise<void> {
   try {
     await fn();
-    await ctx.sql`update bitrise_apps set accessible = true, inaccessible_since = null
+    // A flip moves updated_at: the records API serves `accessible`.
+    await ctx.sql`update bitrise_apps set accessible = true, inaccessible_since = null, updated_at = now()
                   where connection_id = ${ctx.connectionId} and id = ${app} and not accessible`;
   } catch (err) {
     if (!isProviderError(err, 'forbidden') && !isProviderError(err, 'not_found')) throw err;
-    await ctx.sql`update bitrise_apps set accessible = false, inaccessible_since = coalesce(inaccessible_since, now())
+    await ctx.sql`update bitrise_apps set accessible = false, inaccessible_since = coalesce(inaccessible_since, now()),
+                    updated_at = case when accessible then now() else updated_at end
                   where connection_id = ${ctx.connectionId} and id = ${app}`;
   }
 }
@@ -133,7 +139,7 @@ export const bitriseSyncers = {
   },
 
   async builds(ctx: SyncContext): Promise<void> {
-    for (const app of await accessibleApps(ctx)) {
+    for (const app of await knownApps(ctx)) {
       await withAppAccess(ctx, app, async () => {
         const cursor = (await ctx.cursor<NewestFirstCursor>('builds', app)) ?? {};
         let { next } = cursor;
@@ -167,7 +173,7 @@ export const bitriseSyncers = {
   },
 
   async pipelines(ctx: SyncContext): Promise<void> {
-    for (const app of await accessibleApps(ctx)) {
+    for (const app of await knownApps(ctx)) {
       await withAppAccess(ctx, app, async () => {
         const cursor = (await ctx.cursor<NewestFirstCursor>('pipelines', app)) ?? {};
         let before = cursor.next ?? undefined;

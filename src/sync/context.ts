@@ -50,6 +50,8 @@ export function createSyncContext(o: ContextOptions): SyncContext & { dispose():
   let lastProgress = Date.now();
   const stats = { requests: 0, records: 0 };
   const stall = new AbortController();
+  // Combined once: a signal per request would pile listeners onto the activity's cancellation signal.
+  const abort = AbortSignal.any([stall.signal, cancellationSignal()]);
   const watchdog = setInterval(() => {
     heartbeat({ records: stats.records, requests: stats.requests });
     if (Date.now() - lastProgress > o.stallTimeoutSeconds * 1000) stall.abort(new StalledError(o.stallTimeoutSeconds));
@@ -75,15 +77,14 @@ export function createSyncContext(o: ContextOptions): SyncContext & { dispose():
     sql: o.sql,
     stats,
     async get<T>(url: string): Promise<T> {
-      if (stall.signal.aborted) throw stall.signal.reason;
-      cancellationSignal().throwIfAborted();
+      abort.throwIfAborted();
       await pace();
       const res = await o.broker.withAccess(o.connectionId, o.provider, (token) =>
         providerFetch({
           url,
           headers: authHeaders(token),
           meter: { onRequest: () => void stats.requests++ },
-          signal: AbortSignal.any([stall.signal, cancellationSignal()]),
+          signal: abort,
         }),
       );
       // A provider that says its budget is spent is believed before it answers 429.

@@ -1,8 +1,9 @@
 import { startStack, waitFor, type Stack } from '../helpers/stack';
 
 /**
- * With no inline waiting allowed, every rate-limit pause leaves the activity and becomes a
- * durable sleep in the workflow: the connection shows it, and the run completes afterwards.
+ * A provider that slows us down. With no inline waiting allowed, every rate-limit pause leaves the
+ * activity and becomes a durable sleep in the workflow; a provider that stops answering makes the
+ * run `stalled` instead of leaving it silently running.
  */
 
 let stack: Stack;
@@ -11,7 +12,7 @@ let apiKey: string;
 beforeAll(async () => {
   stack = await startStack({
     bitrise: { seed: { organizations: 1, appsPerOrganization: 1, buildsPerApp: 5, pipelinesPerApp: 1 } },
-    env: { SYNC_MAX_INLINE_RATE_LIMIT_WAIT_SECONDS: '0', SYNC_RATE_LIMIT_BACKOFF_SECONDS: '3' },
+    env: { SYNC_MAX_INLINE_RATE_LIMIT_WAIT_SECONDS: '0', SYNC_RATE_LIMIT_BACKOFF_SECONDS: '3', SYNC_STALL_TIMEOUT_SECONDS: '10' },
   });
   ({ apiKey } = await stack.createTenant('Rate limits'));
 });
@@ -39,4 +40,26 @@ it('a long rate-limit pause is a durable sleep visible on the connection, then t
   const [run] = (await api('GET', `/v1/connections/${conn.id}/runs`)).body.items;
   expect(run.rateLimitWaits).toBe(1);
   expect((await api('GET', `/v1/connections/${conn.id}`)).body.syncState).toEqual({ state: 'idle' });
+});
+
+it('a run that commits nothing for too long is flagged stalled, on the run and the connection', async () => {
+  const api = (method: string, path: string, body?: unknown) => stack.request(method, path, { apiKey, body });
+  const conn = (await api('POST', '/v1/connections', { provider: 'bitrise' })).body;
+  expect((await api('PUT', `/v1/connections/${conn.id}/credentials`, { token: stack.bitrise.control.createToken() })).status).toBe(200);
+  await waitFor(async () => (await api('GET', `/v1/connections/${conn.id}/runs`)).body.items[0]?.status === 'succeeded', 60_000);
+
+  // Every answer now takes longer than the stall timeout.
+  stack.bitrise.control.setLatency(15_000);
+  try {
+    await api('POST', `/v1/connections/${conn.id}/sync`);
+    await waitFor(async () => (await api('GET', `/v1/connections/${conn.id}/runs`)).body.items[0]?.status === 'stalled', 60_000);
+  } finally {
+    stack.bitrise.control.setLatency(0);
+  }
+  const [run] = (await api('GET', `/v1/connections/${conn.id}/runs`)).body.items;
+  expect(run.error).toMatchObject({ code: 'sync_stalled' });
+  let after: any;
+  await waitFor(async () => (after = (await api('GET', `/v1/connections/${conn.id}`)).body).lastError !== null);
+  expect(after).toMatchObject({ status: 'active', lastError: { code: 'sync_stalled' }, syncState: { state: 'idle' } });
+  expect(after.nextSyncAt).not.toBeNull();
 });
