@@ -1,12 +1,9 @@
 import { activityInfo, ApplicationFailure } from '@temporalio/activity';
 import type { Vault } from '../credentials/vault';
-import { applySnapshot, getConnection, setAccount, type ConnectionSnapshot } from '../db/connections';
-import type { Provider } from '../domain/connection';
-import { createBitbucketClient } from '../providers/bitbucket';
-import { createBitriseClient } from '../providers/bitrise';
+import { applySnapshot, setAccount, type ConnectionSnapshot } from '../db/connections';
 import { isProviderError } from '../providers/errors';
-import type { RequestMeter } from '../providers/http';
 import { FailureTypes } from '../workflows/messages';
+import { accountClient, connectionOrFail } from './connection';
 import { toActivityFailure } from './failures';
 import { createSyncActivities, type SyncActivityDeps } from './sync';
 
@@ -22,17 +19,6 @@ export interface ActivityDeps extends SyncActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   const { sql, vault } = deps;
 
-  const accountClient = (provider: Provider, meter?: RequestMeter) =>
-    provider === 'bitbucket' ? createBitbucketClient(deps.providers.bitbucket, meter) : createBitriseClient(deps.providers.bitrise, meter);
-
-  async function connectionOrFail(connectionId: string) {
-    const connection = await getConnection(sql, connectionId);
-    if (!connection) {
-      throw ApplicationFailure.create({ type: FailureTypes.connectionMissing, message: `Connection ${connectionId} does not exist`, nonRetryable: true });
-    }
-    return connection;
-  }
-
   return {
     ...createSyncActivities(deps),
 
@@ -42,7 +28,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Verifies a pending credential against the provider and makes it the active one. */
     async activateCredential(connectionId: string, credentialId: string): Promise<{ accountName: string }> {
-      const connection = await connectionOrFail(connectionId);
+      const connection = await connectionOrFail(sql, connectionId);
       const pending = await vault.openPending(connectionId, credentialId);
       if (!pending) {
         // A retry after a crash that followed activation finds it already active: done.
@@ -52,7 +38,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       const token = pending.kind === 'bitrise_token' ? (pending.secret as { token: string }).token : (pending.secret as { accessToken: string }).accessToken;
       try {
-        const account = await accountClient(connection.provider).getAccount(token);
+        const account = await accountClient(deps.providers, connection.provider).getAccount(token);
         await setAccount(sql, connectionId, account);
         await vault.activate(connectionId, credentialId);
         return { accountName: account.name };

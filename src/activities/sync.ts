@@ -1,17 +1,16 @@
 import { activityInfo, ApplicationFailure } from '@temporalio/activity';
 import { ApplicationFailureCategory } from '@temporalio/common';
-import { getConnection, setAccount } from '../db/connections';
+import { setAccount } from '../db/connections';
 import type { Sql } from '../db/sql';
 import { addRunStats, finishRun, startRun } from '../db/sync-runs';
 import { isSyncResource, type ConnectionError, type Provider } from '../domain/connection';
 import type { AccessBroker } from '../credentials/access';
-import { createBitbucketClient } from '../providers/bitbucket';
-import { createBitriseClient } from '../providers/bitrise';
 import { isProviderError } from '../providers/errors';
 import { createSyncContext, StalledError } from '../sync/context';
 import { SYNCERS } from '../sync/registry';
 import { resetCursors } from '../sync/store';
 import { FailureTypes } from '../workflows/messages';
+import { accountClient, connectionOrFail } from './connection';
 import { rateLimitBackoffMs, toActivityFailure } from './failures';
 
 export interface SyncSettings {
@@ -44,14 +43,6 @@ export interface SyncStepResult {
 export function createSyncActivities(deps: SyncActivityDeps) {
   const { sql, broker } = deps;
 
-  async function connectionOrFail(connectionId: string) {
-    const connection = await getConnection(sql, connectionId);
-    if (!connection) {
-      throw ApplicationFailure.create({ type: FailureTypes.connectionMissing, message: `Connection ${connectionId} does not exist`, nonRetryable: true });
-    }
-    return connection;
-  }
-
   return {
     /** Opens the run row; a backfill forgets the named resources' cursors first. */
     async beginRun(connectionId: string, runId: string, backfill: string[]): Promise<void> {
@@ -65,7 +56,7 @@ export function createSyncActivities(deps: SyncActivityDeps) {
      * on from the last committed page.
      */
     async syncStep(connectionId: string, runId: string, step: SyncStep): Promise<SyncStepResult> {
-      const connection = await connectionOrFail(connectionId);
+      const connection = await connectionOrFail(sql, connectionId);
       const { attempt } = activityInfo();
       const apiUrl = deps.providers[connection.provider].apiUrl;
       const ctx = createSyncContext({
@@ -82,8 +73,7 @@ export function createSyncActivities(deps: SyncActivityDeps) {
         addRunStats(sql, runId, { resource: step === 'account' ? undefined : step, records: ctx.stats.records, requests: ctx.stats.requests, retries: attempt > 1 ? 1 : 0, ...extra });
       try {
         if (step === 'account') {
-          const meter = { onRequest: () => void ctx.stats.requests++ };
-          const client = connection.provider === 'bitbucket' ? createBitbucketClient(deps.providers.bitbucket, meter) : createBitriseClient(deps.providers.bitrise, meter);
+          const client = accountClient(deps.providers, connection.provider, { onRequest: () => void ctx.stats.requests++ });
           const account = await broker.withAccess(connectionId, connection.provider, (token) => client.getAccount(token));
           if (account.id !== connection.account?.id || account.name !== connection.account?.name) await setAccount(sql, connectionId, account);
         } else if (isSyncResource(connection.provider, step)) {

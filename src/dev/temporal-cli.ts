@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { isAlive } from './processes';
 
 /**
  * Finds (and on first use installs) the two Temporal binaries the dev stack and the tests need:
@@ -267,11 +268,3 @@ async function acquireLock(lockDir: string, timeoutMs = 15 * 60_000): Promise<()
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

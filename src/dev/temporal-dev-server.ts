@@ -10,6 +10,7 @@ import {
 import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
 import { getFreePort } from './ports';
 import { resolveTemporalCli } from './temporal-cli';
+import { isAlive, settlesWithin } from './processes';
 
 /**
  * Runs `temporal server start-dev` (the official CLI's single-process server, SQLite-backed) as a
@@ -294,27 +295,6 @@ function captureOutput(child: ChildProcess, onLine?: (line: string) => void) {
     });
   }
   return { tail: () => tail.trim() };
-}
-
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([promise.then(() => true as const), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 const indent = (s: string) =>
