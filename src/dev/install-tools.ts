@@ -1,17 +1,15 @@
 /**
- * `npx tsx src/dev/install-tools.ts`: makes sure the Temporal CLI and the time-skipping test server
- * are available (installing them into `.tools/` on first use) and prints where they are.
- * `.ci/run` calls it before the tests so that no test pays for the download.
+ * `npx tsx src/dev/install-tools.ts`: makes sure the Temporal CLI is available (installing it into
+ * `.tools/` on first use) and prints where it is. `.ci/run` calls it before the tests so that no
+ * test pays for the download.
  */
 import { spawnSync } from 'node:child_process';
-import { resolveTemporalCli, resolveTemporalTestServer } from './temporal-cli';
+import { resolveTemporalCli } from './temporal-cli';
 
 async function main(): Promise<void> {
   const cli = await resolveTemporalCli();
-  const testServer = await resolveTemporalTestServer();
   const version = spawnSync(cli, ['--version'], { encoding: 'utf8', timeout: 30_000 }).stdout?.trim();
-  console.log(`temporal:             ${cli}${version ? `  (${version})` : ''}`);
-  console.log(`temporal-test-server: ${testServer}`);
+  console.log(`temporal: ${cli}${version ? `  (${version})` : ''}`);
 }
 
 main().catch((err: unknown) => {

