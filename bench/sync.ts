@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import { createSyncActivities, type SyncSettings, type SyncStepResult } from '../src/activities/sync';
 import { createAccessBroker } from '../src/credentials/access';
 import { createVault } from '../src/credentials/vault';
@@ -367,7 +368,8 @@ interface RunRow {
  * without a Temporal server. Totals are read back from `sync_runs`, i.e. what the product reports.
  */
 async function engineRun(sql: Sql, activities: SyncActivities, provider: Provider, connectionId: string, backfill: boolean): Promise<PhaseResult & { run: RunRow }> {
-  const env = new MockActivityEnvironment();
+  // Warnings off: a failing activity is reported once, by main(), not also by the SDK's logger.
+  const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
   const runId = randomUUID();
   const resources: readonly string[] = SYNC_RESOURCES[provider];
   const steps: Record<string, Figures> = {};
@@ -633,7 +635,10 @@ function printReport(r: ProviderReport): void {
 
 /**
  * Teardown in reverse order of setup, run once, on success, on error and on Ctrl-C alike. A signal
- * handler exits after cleaning up, since the interrupted work would otherwise go on.
+ * handler exits after cleaning up, since the interrupted work would otherwise go on. The handler
+ * stays installed and ignores repeats: under `npm run` the same Ctrl-C arrives several times (from
+ * the terminal, then relayed by npm and by tsx), and tsx's preflight exits the process at once if a
+ * signal finds no listener, which would cut the teardown short and leave Postgres' data behind.
  */
 function createCleanup() {
   const steps: (() => Promise<unknown>)[] = [];
@@ -643,11 +648,12 @@ function createCleanup() {
       for (const step of steps.reverse()) await step().catch((err: unknown) => progress(`cleanup step failed: ${err instanceof Error ? err.message : String(err)}`));
     })());
   const onSignal = (signal: NodeJS.Signals) => {
+    if (running) return;
     progress(`${signal}: cleaning up`);
     void run().finally(() => process.exit(130));
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   return {
     defer: (step: () => Promise<unknown>) => void steps.push(step),
     async run() {
@@ -730,12 +736,17 @@ async function parentMain(scale: number): Promise<number> {
 
     const reports: ProviderReport[] = [];
     for (const provider of PROVIDERS) {
-      let child: ChildProcess | undefined;
-      // Only this child, by its own pid: on Ctrl-C the terminal signals it too, but not on SIGTERM.
+      const running: { child?: ChildProcess } = {};
+      // On an error or SIGTERM here the child would keep going: stop it (by its own pid) and let it
+      // close its simulator before Postgres goes away under it.
       cleanup.defer(async () => {
-        if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        const { child } = running;
+        if (!child || child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
       });
-      const report = await runChild(provider, scale, pg.url, (c) => (child = c));
+      const report = await runChild(provider, scale, pg.url, (child) => (running.child = child));
       printReport(report);
       reports.push(report);
     }

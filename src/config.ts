@@ -58,6 +58,8 @@ export const envShape = {
     SYNC_MAX_INLINE_RATE_LIMIT_WAIT_SECONDS: positiveInt(0, 3600).default(60),
     /** First wait after a 429 that names no wait (Bitbucket's usually don't); doubles each time. */
     SYNC_RATE_LIMIT_BACKOFF_SECONDS: positiveInt(1, 3600).default(10),
+    /** Sync steps one worker runs at once per provider (each connection runs one step at a time). */
+    SYNC_MAX_CONCURRENT_PER_PROVIDER: positiveInt(1, 1000).default(20),
 };
 
 export const configSchema = z.object(envShape).superRefine((c, ctx) => {
@@ -90,6 +92,7 @@ export interface Config {
     stallTimeoutSeconds: number;
     maxInlineRateLimitWaitMs: number;
     rateLimitBackoffMs: number;
+    maxConcurrentPerProvider: number;
   };
 }
 
@@ -131,6 +134,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       stallTimeoutSeconds: e.SYNC_STALL_TIMEOUT_SECONDS,
       maxInlineRateLimitWaitMs: e.SYNC_MAX_INLINE_RATE_LIMIT_WAIT_SECONDS * 1000,
       rateLimitBackoffMs: e.SYNC_RATE_LIMIT_BACKOFF_SECONDS * 1000,
+      maxConcurrentPerProvider: e.SYNC_MAX_CONCURRENT_PER_PROVIDER,
     },
   };
 }

@@ -7,6 +7,7 @@ import { createVault } from './credentials/vault';
 import { Keyring } from './crypto/keyring';
 import { createSql } from './db/sql';
 import { createLogger } from './logger';
+import { PROVIDERS, syncTaskQueue } from './domain/connection';
 import { createBitbucketClient } from './providers/bitbucket';
 import { ensureSearchAttributes } from './temporal/register-search-attributes';
 
@@ -52,24 +53,41 @@ export async function startWorker(config: Config): Promise<RunningWorker> {
     platformOAuthClient: clientId && clientSecret ? { clientId, clientSecret } : undefined,
   });
 
-  const worker = await Worker.create({
+  const activities = createActivities({ sql, vault, broker, providers: { bitbucket: config.bitbucket, bitrise: config.bitrise }, settings: config.sync });
+  const common = {
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
-    workflowsPath: require.resolve('./workflows'),
-    activities: createActivities({ sql, vault, broker, providers: { bitbucket: config.bitbucket, bitrise: config.bitrise }, settings: config.sync }),
-    // Lets a run in progress finish its page and heartbeat before a deploy takes the worker away.
+    activities,
+    // Lets a step in progress commit its page and heartbeat before a deploy takes the worker away.
     shutdownGraceTime: '10 seconds',
-  });
+  } as const;
+  // Workflows and bookkeeping on the main queue; each provider's sync steps on a queue of their own
+  // with bounded slots, so one provider's slow pages cannot starve the other or the workflows.
+  const workers = [
+    await Worker.create({ ...common, taskQueue: config.temporal.taskQueue, workflowsPath: require.resolve('./workflows') }),
+    ...(await Promise.all(
+      PROVIDERS.map((provider) =>
+        Worker.create({
+          ...common,
+          taskQueue: syncTaskQueue(config.temporal.taskQueue, provider),
+          maxConcurrentActivityTaskExecutions: config.sync.maxConcurrentPerProvider,
+        }),
+      ),
+    )),
+  ];
 
-  const done = worker.run().finally(async () => {
-    await sql.end({ timeout: 5 });
-    await connection.close();
-  });
+  const done = Promise.all(workers.map((w) => w.run()))
+    .then(() => undefined)
+    .finally(async () => {
+      // One worker failing takes the others down with it, so the process exits and is restarted whole.
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await sql.end({ timeout: 5 });
+      await connection.close();
+    });
   return {
     done,
     async stop() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await done;
     },
   };

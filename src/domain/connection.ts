@@ -63,3 +63,12 @@ export type SyncState =
   | { state: 'idle' }
   | { state: 'running'; resource: string }
   | { state: 'rate_limited'; resource: string; until: string };
+
+/**
+ * Sync steps of each provider run on a task queue of their own, polled by workers with a bounded
+ * number of slots: a slow or rate-limited provider fills its own slots, never the other's, and
+ * never the queue the workflows and bookkeeping run on.
+ */
+export function syncTaskQueue(baseTaskQueue: string, provider: Provider): string {
+  return `${baseTaskQueue}-sync-${provider}`;
+}

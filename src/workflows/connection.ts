@@ -13,6 +13,7 @@ import {
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
+  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import {
@@ -20,6 +21,7 @@ import {
   describeRefusal,
   isSyncResource,
   refusalCode,
+  syncTaskQueue,
   type ConnectionAction,
   type ConnectionError,
   type SyncState,
@@ -52,9 +54,9 @@ const verification = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', maximumAttempts: 3, nonRetryableErrorTypes: [FailureTypes.invalidCredentials] },
 });
 
-// A sync run heartbeats so pause/disconnect can cancel it and a dead worker is noticed quickly.
-// Transient provider faults are retried for about an hour; lost access is handed back at once.
-const syncing = proxyActivities<Activities>({
+// A sync step heartbeats so pause/disconnect can cancel it and a dead worker is noticed quickly.
+// Transient provider faults are retried with backoff; lost access or a stall is handed back at once.
+const SYNC_STEP_OPTIONS = {
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '30 seconds',
   retry: {
@@ -64,7 +66,7 @@ const syncing = proxyActivities<Activities>({
     maximumAttempts: 12,
     nonRetryableErrorTypes: [FailureTypes.authLost, FailureTypes.connectionMissing, FailureTypes.stalled],
   },
-});
+} satisfies ActivityOptions;
 
 /**
  * One connection, for its whole life: wait for a credential, then sync on a schedule (or on
@@ -95,6 +97,7 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
   let changes = 0;
   let runningSync: CancellationScope | undefined;
   const credentialLock = new Mutex();
+  const syncing = proxyActivities<Activities>({ ...SYNC_STEP_OPTIONS, taskQueue: syncTaskQueue(workflowInfo().taskQueue, input.provider) });
 
   const view = (): ConnectionState => ({ ...state });
   const refuseUnless = (action: ConnectionAction) => {

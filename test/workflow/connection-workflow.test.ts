@@ -3,6 +3,7 @@ import { ApplicationFailure, WorkflowUpdateFailedError } from '@temporalio/clien
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Activities } from '../../src/activities';
+import { syncTaskQueue } from '../../src/domain/connection';
 import { ensureSearchAttributes } from '../../src/temporal/register-search-attributes';
 import { connectionWorkflow } from '../../src/workflows/connection';
 import {
@@ -58,7 +59,9 @@ function stubActivities(overrides: Partial<Activities> = {}) {
 async function withWorker<T>(activities: Activities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
   const taskQueue = `wf-test-${randomUUID()}`;
   const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
-  return worker.runUntil(() => fn(taskQueue));
+  // Sync steps go to the provider's own queue (these tests use Bitrise connections).
+  const syncWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: syncTaskQueue(taskQueue, 'bitrise'), activities });
+  return worker.runUntil(() => syncWorker.runUntil(() => fn(taskQueue)));
 }
 
 const input = (overrides: Partial<ConnectionWorkflowInput> = {}): ConnectionWorkflowInput => ({
