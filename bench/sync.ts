@@ -8,10 +8,11 @@
  * It prints a table and a final `BENCH_JSON {...}` line. It is a report, not a test: the only thing
  * it judges is whether the stored rows match the simulator's dataset (exit 1 if not).
  *
- * Everything runs in one process on purpose (simulators, engine, baseline): both sides of every
+ * A provider's simulator, baseline and engine share one process on purpose: both sides of every
  * ratio then pay the same simulator and event-loop costs, so the ratio isolates what the engine
  * adds on top of fetching (credential reads, pacing, page transactions, upserts). Absolute numbers
- * are therefore a floor for a real deployment, where each request also crosses the internet.
+ * are therefore a floor for a real deployment, where each request also crosses the internet. Each
+ * provider gets its own child process, so neither inherits the other's heap (see childMain).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -48,17 +49,23 @@ import { RECORD_TABLES } from '../src/sync/registry';
  * scale, and so does the depth of pagination, which is what a long-lived account looks like.
  * `--provider` is internal: the parent process starts one child per provider with it.
  */
-function parseOptions(argv: string[]): { scale: number; provider?: Provider } {
-  const { values } = parseArgs({ args: argv, options: { scale: { type: 'string' }, provider: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
-  if (values.help) {
-    process.stdout.write('Usage: npm run bench:sync [-- --scale=N]   (N > 0, default 1: multiplies the history per repository/app)\n');
-    process.exit(0);
+const USAGE = 'Usage: npm run bench:sync [-- --scale=N]   (N > 0, default 1: multiplies the history per repository/app)';
+
+/** A mistake on the command line: reported as one line plus usage, without a stack trace. */
+class UsageError extends Error {}
+
+function parseOptions(argv: string[]): { scale: number; provider?: Provider; help: boolean } {
+  let values: { scale?: string; provider?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({ args: argv, options: { scale: { type: 'string' }, provider: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const scale = values.scale === undefined ? 1 : Number(values.scale);
-  if (!Number.isFinite(scale) || scale <= 0) throw new Error(`--scale must be a positive number, got ${JSON.stringify(values.scale)}`);
+  if (!Number.isFinite(scale) || scale <= 0) throw new UsageError(`--scale must be a positive number, got ${JSON.stringify(values.scale)}`);
   const provider = values.provider as Provider | undefined;
-  if (provider !== undefined && !PROVIDERS.includes(provider)) throw new Error(`--provider must be one of ${PROVIDERS.join(', ')}`);
-  return { scale, provider };
+  if (provider !== undefined && !PROVIDERS.includes(provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
+  return { scale, provider, help: values.help ?? false };
 }
 
 const scaled = (n: number, scale: number) => Math.max(1, Math.round(n * scale));
@@ -100,8 +107,9 @@ const SETTINGS: SyncSettings = {
 
 /**
  * Peak RSS while a phase runs. Sampled on a timer because the peak is transient (a page of JSON,
- * a batch of bind parameters); the process also holds the simulators, so compare phases with each
- * other (the baseline has the same simulator in memory) rather than reading the absolute number.
+ * a batch of bind parameters). The process also holds the simulator, and RSS does not shrink after
+ * a phase, so compare a phase with the baseline (same simulator in memory) rather than reading the
+ * absolute number, and expect a later phase to show at least the peak of an earlier one.
  */
 class RssSampler {
   private peak = 0;
@@ -141,12 +149,15 @@ async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: n
   const rss = new RssSampler();
   rss.start();
   const t0 = performance.now();
+  let value: T;
   try {
-    const value = await fn();
-    return { value, seconds: (performance.now() - t0) / 1000, peakRssBytes: rss.stop() };
-  } finally {
+    value = await fn();
+  } catch (err) {
     rss.stop();
+    throw err;
   }
+  const seconds = (performance.now() - t0) / 1000;
+  return { value, seconds, peakRssBytes: rss.stop() };
 }
 
 async function timedStep<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number }> {
@@ -625,7 +636,7 @@ function printReport(r: ProviderReport): void {
       ? `!!! MISMATCH after ${label}: ${problems.join('; ')}`
       : `stored rows after ${label} match the dataset: ${Object.entries(stored).map(([k, v]) => `${k} ${int(v)}`).join(', ')}`;
   out.push('', check('first sync', f.stored, f.mismatches), check('incremental sync', i.stored, i.mismatches));
-  if (r.baselineMismatches.length) out.push(`note: the plain-fetch baseline itself saw different counts (${r.baselineMismatches.join('; ')}), so the pagination, not the engine, loses records`);
+  if (r.baselineMismatches.length) out.push(`note: the plain-fetch baseline, which sends the same requests, saw different counts too (${r.baselineMismatches.join('; ')}): records are lost in the paging, not in the engine's writes`);
   if (b.requests !== f.requests) out.push(`note: the engine sent ${int(f.requests)} requests for the first sync, the baseline ${int(b.requests)}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
@@ -775,7 +786,11 @@ async function parentMain(scale: number): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const { scale, provider } = parseOptions(process.argv.slice(2));
+  const { scale, provider, help } = parseOptions(process.argv.slice(2));
+  if (help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   if (provider === undefined) return parentMain(scale);
   await childMain(provider, scale);
   return 0;
@@ -786,7 +801,8 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    if (err instanceof UsageError) process.stderr.write(`${err.message}\n${USAGE}\n`);
+    else process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   },
 );

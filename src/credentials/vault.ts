@@ -97,7 +97,17 @@ export function createVault(sql: Sql, keyring: Keyring) {
     async openActive<K extends CredentialKind>(connectionId: string): Promise<OpenCredential<K> | undefined> {
       const [row] = await sql<CredentialRow[]>`
         select * from credentials where connection_id = ${connectionId} and state = 'active'`;
-      return row && open<K>(row);
+      if (!row) return undefined;
+      const credential = open<K>(row);
+      if (keyring.isStale({ keyId: row.keyId, blob: row.ciphertext })) {
+        // Key rotation: whatever is read under an old key is re-sealed under the current one, so
+        // the old key can be dropped once every connection has synced once. The version guard
+        // leaves a concurrent refresh's newer ciphertext alone.
+        const sealed = keyring.seal(JSON.stringify(credential.secret), credentialAad(connectionId, row.id, row.kind));
+        await sql`update credentials set key_id = ${sealed.keyId}, ciphertext = ${sealed.blob}, updated_at = now()
+                  where id = ${row.id} and version = ${row.version} and key_id = ${row.keyId}`;
+      }
+      return credential;
     },
 
     /**
@@ -145,10 +155,13 @@ export function createVault(sql: Sql, keyring: Keyring) {
       const [row] = await sql<{ clientId: string; secretKeyId: string | null; secretCiphertext: Buffer | null }[]>`
         select client_id, secret_key_id, secret_ciphertext from oauth_clients where connection_id = ${connectionId}`;
       if (!row) return undefined;
-      const clientSecret =
-        row.secretKeyId && row.secretCiphertext
-          ? keyring.open({ keyId: row.secretKeyId, blob: row.secretCiphertext }, clientAad(connectionId))
-          : null;
+      if (!row.secretKeyId || !row.secretCiphertext) return { clientId: row.clientId, clientSecret: null };
+      const clientSecret = keyring.open({ keyId: row.secretKeyId, blob: row.secretCiphertext }, clientAad(connectionId));
+      if (keyring.isStale({ keyId: row.secretKeyId, blob: row.secretCiphertext })) {
+        const sealed = keyring.seal(clientSecret, clientAad(connectionId));
+        await sql`update oauth_clients set secret_key_id = ${sealed.keyId}, secret_ciphertext = ${sealed.blob}
+                  where connection_id = ${connectionId} and secret_key_id = ${row.secretKeyId}`;
+      }
       return { clientId: row.clientId, clientSecret };
     },
   };

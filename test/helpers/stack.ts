@@ -44,7 +44,7 @@ export class WorkerProcess {
   private exited?: Promise<void>;
   readonly output: string[] = [];
 
-  constructor(private readonly env: Record<string, string>) {}
+  constructor(private env: Record<string, string>) {}
 
   async start(): Promise<void> {
     // node itself (with tsx as a loader), not the tsx CLI: the CLI runs node as a grandchild, which
@@ -69,8 +69,10 @@ export class WorkerProcess {
     await this.exited;
   }
 
-  async restart(): Promise<void> {
+  /** Kills and starts the worker again, optionally with changed environment (a redeploy). */
+  async restart(envChanges: Record<string, string> = {}): Promise<void> {
     await this.kill();
+    this.env = { ...this.env, ...envChanges };
     await this.start();
   }
 }

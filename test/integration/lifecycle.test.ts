@@ -1,4 +1,5 @@
-import { Keyring } from '../../src/crypto/keyring';
+import { randomBytes } from 'node:crypto';
+import { Keyring, keyIdOf } from '../../src/crypto/keyring';
 import { createAccessBroker } from '../../src/credentials/access';
 import { createVault } from '../../src/credentials/vault';
 import { createSql } from '../../src/db/sql';
@@ -115,6 +116,12 @@ describe('Bitbucket token refresh', () => {
 describe('revocation and reconnect', () => {
   it('Bitbucket: revoked grant → needs_reconnect (no polling) → OAuth again → active, cursors kept', async () => {
     const conn = await connectedBitbucket();
+    const progress = async () =>
+      (await stack.sql`select (select count(*) from sync_cursors where connection_id = ${conn.id})::int as cursors,
+                              (select count(*) from bitbucket_commits where connection_id = ${conn.id})::int as commits`)[0]!;
+    const before = await progress();
+    expect(before.cursors).toBeGreaterThan(0);
+    expect(before.commits).toBeGreaterThan(0);
     stack.bitbucket.control.revokeAll();
     stack.bitbucket.control.expireAccessTokens();
     await stack.request('POST', `/v1/connections/${conn.id}/sync`, { apiKey });
@@ -143,6 +150,10 @@ describe('revocation and reconnect', () => {
     // The same workflow carried on: no new connection, no new workflow id.
     expect(back.workflowId).toBe(conn.workflowId);
     expect(back.createdAt).toBe(conn.createdAt);
+    // Where it stopped: the cursors and data survived, so the run after reconnecting was incremental.
+    expect(await progress()).toEqual(before);
+    const [latest] = await runs(conn.id);
+    expect(latest.counts.commits ?? 0).toBe(0);
   });
 
   it('Bitrise: revoked token → needs_reconnect → new token → active', async () => {
@@ -194,6 +205,24 @@ describe('outages', () => {
     const done = await waitForRun(conn.id, 'succeeded', 2, 90_000);
     expect(done[0].retries).toBeGreaterThanOrEqual(1);
     expect((await runs(conn.id)).filter((r) => r.status === 'running')).toEqual([]);
+  });
+});
+
+describe('encryption key rotation', () => {
+  it('keeps working with ENCRYPTION_KEY=<new>,<old> and re-seals credentials under the new key', async () => {
+    const { conn } = await connectedBitrise();
+    const oldKeyId = keyIdOf(stack.config.encryptionKeys[0]!);
+    const [before] = await stack.sql`select key_id from credentials where connection_id = ${conn.id} and state = 'active'`;
+    expect(before!.keyId).toBe(oldKeyId);
+
+    const newKey = randomBytes(32);
+    await stack.worker.restart({ ENCRYPTION_KEY: `${newKey.toString('base64')},${stack.env.ENCRYPTION_KEY}` });
+    const succeeded = (await runs(conn.id)).filter((r) => r.status === 'succeeded').length;
+    await stack.request('POST', `/v1/connections/${conn.id}/sync`, { apiKey });
+    await waitForRun(conn.id, 'succeeded', succeeded + 1);
+    const [after] = await stack.sql`select key_id from credentials where connection_id = ${conn.id} and state = 'active'`;
+    expect(after!.keyId).toBe(keyIdOf(newKey));
+    expect((await stack.request('GET', `/v1/connections/${conn.id}`, { apiKey })).body.status).toBe('active');
   });
 });
 
