@@ -31,6 +31,8 @@ export interface StackOptions {
   bitbucket?: BitbucketSimulatorOptions;
   bitrise?: { seed?: BitriseSeed };
   env?: Record<string, string>;
+  /** An already migrated database to use instead of a fresh one on the shared server. */
+  databaseUrl?: string;
 }
 
 export interface ApiResponse<T = any> {
@@ -94,7 +96,7 @@ export interface Stack {
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
-  const db = await createTestDatabase();
+  const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await createTestDatabase();
   const bitbucket = await startBitbucketSimulator({ consumers: [PLATFORM_CLIENT], ...opts.bitbucket });
   const bitrise = await startBitriseSimulator(opts.bitrise);
 
