@@ -15,8 +15,6 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
-# tsc copies no SQL; the migrator reads migrations next to dist/db/migrate.js.
-RUN cp -r src/db/migrations dist/db/migrations
 
 # --- deps: production node_modules only --------------------------------------------------------
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
