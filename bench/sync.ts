@@ -35,8 +35,8 @@ import { startEmbeddedPostgres } from '../src/dev/embedded-postgres';
 import { PROVIDERS, SYNC_RESOURCES, type Provider } from '../src/domain/connection';
 import { createBitbucketClient } from '../src/providers/bitbucket';
 import { bitriseAuthHeader } from '../src/providers/bitrise';
-import { startBitbucketSimulator, type BitbucketDataset, type BitbucketSeed } from '../src/simulators/bitbucket';
-import { startBitriseSimulator, type BitriseDataset, type BitriseSeed } from '../src/simulators/bitrise';
+import { completeSyncCounts, startBitbucketSimulator, type BitbucketSeed } from '../src/simulators/bitbucket';
+import { completeSyncCounts as completeBitriseSyncCounts, startBitriseSimulator, type BitriseSeed } from '../src/simulators/bitrise';
 import { queryString, updatedResumePoint, updatedSinceQuery } from '../src/sync/bitbucket';
 import { RECORD_TABLES } from '../src/sync/registry';
 
@@ -404,30 +404,6 @@ async function engineRun(sql: Sql, activities: SyncActivities, provider: Provide
 
 type Counts = Record<string, number>;
 
-function expectedBitbucket(ds: BitbucketDataset): Counts {
-  const repos = ds.workspaces.flatMap((w) => w.repositories);
-  const ok = repos.filter((r) => r.access === 'ok');
-  return {
-    workspaces: ds.workspaces.length,
-    members: ds.workspaces.reduce((n, w) => n + w.members, 0),
-    repositories: repos.length,
-    pullRequests: ok.reduce((n, r) => n + r.pullRequests.total, 0),
-    commits: ok.reduce((n, r) => n + r.commits, 0),
-    pipelines: ok.reduce((n, r) => n + r.pipelines.total, 0),
-  };
-}
-
-function expectedBitrise(ds: BitriseDataset): Counts {
-  const apps = ds.organizations.flatMap((o) => o.apps);
-  const ok = apps.filter((a) => a.access === 'ok');
-  return {
-    organizations: ds.organizations.length,
-    apps: apps.length,
-    builds: ok.reduce((n, a) => n + a.builds.total, 0),
-    pipelines: ok.reduce((n, a) => n + a.pipelines.total, 0),
-  };
-}
-
 async function storedCounts(sql: Sql, provider: Provider, connectionId: string): Promise<Counts> {
   const out: Counts = {};
   for (const [resource, spec] of Object.entries(RECORD_TABLES[provider])) {
@@ -555,7 +531,7 @@ async function benchBitbucket(shared: Shared, scale: number): Promise<ProviderRe
   await shared.vault.activate(connectionId, credentialId);
 
   const activities = shared.activitiesFor({ bitbucket: { apiUrl: sim.apiUrl, oauthUrl: sim.oauthUrl }, bitrise: { apiUrl: UNUSED_URL } }, consumer);
-  return measureProvider(shared, activities, 'bitbucket', connectionId, seed, expectedBitbucket(sim.control.dataset()), () => bitbucketBaseline(sim.apiUrl, tokens.accessToken));
+  return measureProvider(shared, activities, 'bitbucket', connectionId, seed, completeSyncCounts(sim.control.dataset()), () => bitbucketBaseline(sim.apiUrl, tokens.accessToken));
 }
 
 async function benchBitrise(shared: Shared, scale: number): Promise<ProviderReport> {
@@ -570,7 +546,7 @@ async function benchBitrise(shared: Shared, scale: number): Promise<ProviderRepo
   await shared.vault.activate(connectionId, credentialId);
 
   const activities = shared.activitiesFor({ bitbucket: { apiUrl: UNUSED_URL, oauthUrl: UNUSED_URL }, bitrise: { apiUrl: sim.apiUrl } });
-  return measureProvider(shared, activities, 'bitrise', connectionId, seed, expectedBitrise(sim.control.dataset()), () => bitriseBaseline(sim.apiUrl, token));
+  return measureProvider(shared, activities, 'bitrise', connectionId, seed, completeBitriseSyncCounts(sim.control.dataset()), () => bitriseBaseline(sim.apiUrl, token));
 }
 
 // ---------------------------------------------------------------------------------------------

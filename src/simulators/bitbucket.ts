@@ -119,6 +119,23 @@ export interface BitbucketDataset {
   }[];
 }
 
+/**
+ * How many records a complete sync of this dataset stores per resource: every workspace, member
+ * and repository, and the pull requests, commits and pipelines of the repositories still readable.
+ */
+export function completeSyncCounts(ds: BitbucketDataset) {
+  const repos = ds.workspaces.flatMap((w) => w.repositories);
+  const ok = repos.filter((r) => r.access === 'ok');
+  return {
+    workspaces: ds.workspaces.length,
+    members: ds.workspaces.reduce((n, w) => n + w.members, 0),
+    repositories: repos.length,
+    pullRequests: ok.reduce((n, r) => n + r.pullRequests.total, 0),
+    commits: ok.reduce((n, r) => n + r.commits, 0),
+    pipelines: ok.reduce((n, r) => n + r.pipelines.total, 0),
+  };
+}
+
 export interface BitbucketControl {
   requests(): RequestLogEntry[];
   clearRequests(): void;

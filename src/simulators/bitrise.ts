@@ -78,6 +78,18 @@ export interface BitriseDataset {
   organizations: { slug: string; name: string; apps: BitriseAppCounts[] }[];
 }
 
+/** How many records a complete sync of this dataset stores per resource (readable apps' builds and pipelines). */
+export function completeSyncCounts(ds: BitriseDataset) {
+  const apps = ds.organizations.flatMap((o) => o.apps);
+  const ok = apps.filter((a) => a.access === 'ok');
+  return {
+    organizations: ds.organizations.length,
+    apps: apps.length,
+    builds: ok.reduce((n, a) => n + a.builds.total, 0),
+    pipelines: ok.reduce((n, a) => n + a.pipelines.total, 0),
+  };
+}
+
 export interface BitriseControl {
   requests(): RequestLogEntry[];
   clearRequests(): void;

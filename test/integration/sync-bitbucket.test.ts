@@ -1,3 +1,4 @@
+import { completeSyncCounts } from '../../src/simulators/bitbucket';
 import { completeOAuth, startStack, waitFor, type Stack } from '../helpers/stack';
 
 /**
@@ -35,19 +36,7 @@ async function connect(): Promise<string> {
   return conn.id;
 }
 
-function expected() {
-  const ds = stack.bitbucket.control.dataset();
-  const repos = ds.workspaces.flatMap((w) => w.repositories);
-  const ok = repos.filter((r) => r.access === 'ok');
-  return {
-    workspaces: ds.workspaces.length,
-    members: ds.workspaces.reduce((n, w) => n + w.members, 0),
-    repositories: repos.length,
-    pullRequests: ok.reduce((n, r) => n + r.pullRequests.total, 0),
-    commits: ok.reduce((n, r) => n + r.commits, 0),
-    pipelines: ok.reduce((n, r) => n + r.pipelines.total, 0),
-  };
-}
+const expected = () => completeSyncCounts(stack.bitbucket.control.dataset());
 
 async function tableCounts(id: string) {
   const [row] = await stack.sql`

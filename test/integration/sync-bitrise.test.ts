@@ -1,3 +1,4 @@
+import { completeSyncCounts } from '../../src/simulators/bitrise';
 import { startStack, waitFor, type Stack } from '../helpers/stack';
 
 /**
@@ -46,16 +47,7 @@ async function allRecords(id: string, resource: string, query = ''): Promise<any
   return items;
 }
 
-const expected = () => {
-  const ds = stack.bitrise.control.dataset();
-  const apps = ds.organizations.flatMap((o) => o.apps);
-  return {
-    organizations: ds.organizations.length,
-    apps: apps.length,
-    builds: apps.reduce((n, a) => n + a.builds.total, 0),
-    pipelines: apps.reduce((n, a) => n + a.pipelines.total, 0),
-  };
-};
+const expected = () => completeSyncCounts(stack.bitrise.control.dataset());
 
 async function tableCounts(id: string) {
   const [row] = await stack.sql`
