@@ -163,6 +163,9 @@ async function startSimulators() {
     BITBUCKET_CLIENT_ID: consumer.clientId,
     BITBUCKET_CLIENT_SECRET: consumer.clientSecret,
   });
+  // The simulators have no rate limit to respect: let the first sync finish in seconds, not minutes.
+  env.BITBUCKET_REQUESTS_PER_HOUR ??= '360000';
+  env.BITRISE_REQUESTS_PER_HOUR ??= '360000';
   return { bitriseToken: () => bitrise.control.createToken() };
 }
 
