@@ -19,6 +19,8 @@ function installRuntimeOnce(config: Config): void {
   try {
     Runtime.install({
       logger: new DefaultLogger(TEMPORAL_LOG_LEVELS[config.logLevel] ?? 'INFO', (entry) => {
+        // The per-provider sync queues run activities only, by design; the SDK warns about that.
+        if (entry.message === 'No workflows registered, not polling for workflow tasks') return;
         const level = entry.level.toLowerCase() as 'info';
         log[level in log ? level : 'info']({ ...entry.meta }, entry.message);
       }),

@@ -6,7 +6,7 @@ import type { Vault } from '../credentials/vault';
 import { getConnection, insertConnection, type ConnectionRow } from '../db/connections';
 import type { Sql } from '../db/sql';
 import { describeRefusal, refusalCode, type ConnectionAction, type Provider } from '../domain/connection';
-import { connectionStatusKey, providerKey, tenantIdKey } from '../temporal/search-attributes';
+import { connectionStatusKey, providerKey, syncStateKey, tenantIdKey } from '../temporal/search-attributes';
 import type { connectionWorkflow } from '../workflows/connection';
 import {
   FailureTypes,
@@ -112,6 +112,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
             { key: connectionStatusKey, value: 'awaiting_credentials' },
             { key: providerKey, value: input.provider },
             { key: tenantIdKey, value: tenantId },
+            { key: syncStateKey, value: 'idle' },
           ],
         });
         return row;

@@ -8,5 +8,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const connectionStatusKey = defineSearchAttributeKey('ConnectionStatus', SearchAttributeType.KEYWORD);
 export const providerKey = defineSearchAttributeKey('Provider', SearchAttributeType.KEYWORD);
 export const tenantIdKey = defineSearchAttributeKey('TenantId', SearchAttributeType.KEYWORD);
+/** idle | running | rate_limited: finds the connections sleeping out a provider's rate limit. */
+export const syncStateKey = defineSearchAttributeKey('SyncState', SearchAttributeType.KEYWORD);
 
-export const SEARCH_ATTRIBUTE_KEYS = [connectionStatusKey, providerKey, tenantIdKey] as const;
+export const SEARCH_ATTRIBUTE_KEYS = [connectionStatusKey, providerKey, tenantIdKey, syncStateKey] as const;

@@ -26,7 +26,7 @@ import {
   type ConnectionError,
   type SyncState,
 } from '../domain/connection';
-import { connectionStatusKey } from '../temporal/search-attributes';
+import { connectionStatusKey, syncStateKey } from '../temporal/search-attributes';
 import {
   FailureTypes,
   attachCredentialUpdate,
@@ -106,13 +106,17 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
     if (code) throw refusal(action, code, describeRefusal(action, state.status));
   };
 
-  let publishedStatus: string | undefined;
+  let published: { status?: string; syncState?: string } = {};
   async function publish(): Promise<void> {
     state.revision += 1;
     changes += 1;
-    if (publishedStatus !== state.status) {
-      upsertSearchAttributes([{ key: connectionStatusKey, value: state.status }]);
-      publishedStatus = state.status;
+    // Upserted only on change: each upsert is a history event.
+    if (published.status !== state.status || published.syncState !== state.syncState.state) {
+      upsertSearchAttributes([
+        { key: connectionStatusKey, value: state.status },
+        { key: syncStateKey, value: state.syncState.state },
+      ]);
+      published = { status: state.status, syncState: state.syncState.state };
     }
     await bookkeeping.publishState(state.connectionId, {
       status: state.status,
@@ -214,9 +218,7 @@ export async function connectionWorkflow(input: ConnectionWorkflowInput): Promis
     workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= input.maxHistoryEvents;
 
   if (!input.carried) await publish();
-  else {
-    publishedStatus = state.status;
-  }
+  else published = { status: state.status, syncState: state.syncState.state };
 
   while (!disconnectRequested) {
     if (shouldContinueAsNew()) {

@@ -1,3 +1,4 @@
+import { syncStateKey } from '../../src/temporal/search-attributes';
 import { startStack, waitFor, type Stack } from '../helpers/stack';
 
 /**
@@ -32,9 +33,11 @@ it('a long rate-limit pause is a durable sleep visible on the connection, then t
   expect(seen.syncState).toMatchObject({ resource: 'apps', until: expect.any(String) });
   expect(Date.parse(seen.syncState.until)).toBeGreaterThan(Date.now());
 
-  // The workflow sits on a timer, not an activity: nothing is running for it meanwhile.
+  // The workflow sits on a timer, not an activity: nothing is running for it meanwhile, and
+  // operators find it with `temporal workflow list --query 'SyncState="rate_limited"'`.
   const described = await stack.temporal.workflow.getHandle(conn.workflowId).describe();
   expect(described.raw.pendingActivities ?? []).toHaveLength(0);
+  expect(described.typedSearchAttributes.get(syncStateKey)).toBe('rate_limited');
 
   await waitFor(async () => (await api('GET', `/v1/connections/${conn.id}/runs`)).body.items[0]?.status === 'succeeded', 60_000);
   const [run] = (await api('GET', `/v1/connections/${conn.id}/runs`)).body.items;
