@@ -2,13 +2,12 @@ import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
   FaultPlan,
-  type FaultSpec,
+  type CommonControl,
   type FaultStatus,
   MonotonicClock,
   QueryError,
   type Rand,
   RequestLog,
-  type RequestLogEntry,
   RollingWindow,
   SecretRegistry,
   SimInputError,
@@ -136,14 +135,7 @@ export function completeSyncCounts(ds: BitbucketDataset) {
   };
 }
 
-export interface BitbucketControl {
-  requests(): RequestLogEntry[];
-  clearRequests(): void;
-  injectFaults(fault: FaultSpec): void;
-  setLatency(ms: number): void;
-  /** Clears faults, latency, the rate limit and a pending denial. Data and tokens are kept. */
-  reset(): void;
-  issuedSecrets(): string[];
+export interface BitbucketControl extends CommonControl {
 
   denyNextAuthorization(description?: string): void;
   expireAccessTokens(): void;

@@ -1,13 +1,12 @@
 import type { FastifyReply } from 'fastify';
 import {
   FaultPlan,
-  type FaultSpec,
+  type CommonControl,
   type FaultStatus,
   FixedWindow,
   MonotonicClock,
   type Rand,
   RequestLog,
-  type RequestLogEntry,
   SecretRegistry,
   SimInputError,
   SimNotFoundError,
@@ -90,14 +89,7 @@ export function completeSyncCounts(ds: BitriseDataset) {
   };
 }
 
-export interface BitriseControl {
-  requests(): RequestLogEntry[];
-  clearRequests(): void;
-  injectFaults(fault: FaultSpec): void;
-  setLatency(ms: number): void;
-  /** Clears faults, latency and the rate limit. Data and tokens are kept. */
-  reset(): void;
-  issuedSecrets(): string[];
+export interface BitriseControl extends CommonControl {
 
   /** A personal access token by default; `kind: 'workspace'` gives a `bitwat_` workspace token. */
   createToken(opts?: { label?: string; kind?: 'personal' | 'workspace' }): string;

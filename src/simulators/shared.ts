@@ -62,6 +62,17 @@ export interface FaultSpec {
   everyNth?: number;
 }
 
+/** The controls both simulators share: their request log, fault switches and issued secrets. */
+export interface CommonControl {
+  requests(): RequestLogEntry[];
+  clearRequests(): void;
+  injectFaults(fault: FaultSpec): void;
+  setLatency(ms: number): void;
+  /** Clears faults, latency and rate limits (and simulator-specific switches). Data and tokens are kept. */
+  reset(): void;
+  issuedSecrets(): string[];
+}
+
 export class FaultPlan {
   private pending: { spec: FaultSpec; remaining: number; seen: number }[] = [];
   latencyMs = 0;
