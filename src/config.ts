@@ -46,11 +46,12 @@ export const envShape = {
      */
     WORKFLOW_MAX_HISTORY_EVENTS: positiveInt(100, 50000).default(5000),
     /**
-     * Requests per hour one connection may make. Bitbucket allows about 1,000 an hour per token;
-     * staying below it means a large backfill finishes without a storm of 429s.
+     * Requests per hour one Bitbucket OAuth consumer may make, across all its connections and
+     * workers. Bitbucket allows about 1,000; staying below it means a large backfill finishes
+     * without a storm of 429s.
      */
     BITBUCKET_REQUESTS_PER_HOUR: positiveInt(1, 10_000_000).default(900),
-    /** Bitrise publishes no v0.1 limit; its Insights API allows 60 a minute. */
+    /** Requests per hour per Bitrise token. Bitrise publishes no v0.1 limit; its Insights API allows 60 a minute. */
     BITRISE_REQUESTS_PER_HOUR: positiveInt(1, 10_000_000).default(3000),
     /** A run that commits no page for this long is stopped and flagged `stalled`. */
     SYNC_STALL_TIMEOUT_SECONDS: positiveInt(10, 86400).default(600),

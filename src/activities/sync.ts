@@ -7,6 +7,7 @@ import { isSyncResource, type ConnectionError, type Provider } from '../domain/c
 import type { AccessBroker } from '../credentials/access';
 import { isProviderError } from '../providers/errors';
 import { createSyncContext, StalledError } from '../sync/context';
+import { rateBucketKey } from '../sync/rate-bucket';
 import { SYNCERS } from '../sync/registry';
 import { resetCursors } from '../sync/store';
 import { FailureTypes } from '../workflows/messages';
@@ -14,7 +15,7 @@ import { accountClient, connectionOrFail } from './connection';
 import { rateLimitBackoffMs, toActivityFailure } from './failures';
 
 export interface SyncSettings {
-  /** Pace per connection; Bitbucket allows about 1,000 requests an hour per token. */
+  /** Pace per rate-limited party: per OAuth consumer for Bitbucket, per token for Bitrise. */
   requestsPerHour: Record<Provider, number>;
   stallTimeoutSeconds: number;
   /** Rate-limit waits up to this long are activity retries; longer ones a durable workflow sleep. */
@@ -59,9 +60,12 @@ export function createSyncActivities(deps: SyncActivityDeps) {
       const connection = await connectionOrFail(sql, connectionId);
       const { attempt } = activityInfo();
       const apiUrl = deps.providers[connection.provider].apiUrl;
+      const rateBucket =
+        connection.provider === 'bitbucket' ? rateBucketKey('bitbucket', await broker.consumerKey(connectionId)) : rateBucketKey('bitrise', connectionId);
       const ctx = createSyncContext({
         sql,
         broker,
+        rateBucket,
         connectionId,
         runId,
         provider: connection.provider,

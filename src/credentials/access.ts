@@ -107,7 +107,12 @@ export function createAccessBroker(deps: AccessBrokerDeps) {
     }
   }
 
-  return { withAccess, refresh, current };
+  /** The OAuth consumer a Bitbucket connection's requests are counted against. */
+  async function consumerKey(connectionId: string): Promise<string> {
+    return (await deps.vault.oauthClientId(connectionId)) ?? deps.platformOAuthClient?.clientId ?? 'unconfigured';
+  }
+
+  return { withAccess, refresh, current, consumerKey };
 }
 
 export type AccessBroker = ReturnType<typeof createAccessBroker>;

@@ -150,6 +150,12 @@ export function createVault(sql: Sql, keyring: Keyring) {
         values (${connectionId}, ${clientId}, ${sealed.keyId}, ${sealed.blob})`;
     },
 
+    /** The key (not the secret) of the connection's own consumer, if it brought one. */
+    async oauthClientId(connectionId: string): Promise<string | undefined> {
+      const [row] = await sql<{ clientId: string }[]>`select client_id from oauth_clients where connection_id = ${connectionId}`;
+      return row?.clientId;
+    },
+
     /** The connection's own consumer, if it brought one; `undefined` means use the platform's. */
     async openOAuthClient(connectionId: string): Promise<{ clientId: string; clientSecret: string | null } | undefined> {
       const [row] = await sql<{ clientId: string; secretKeyId: string | null; secretCiphertext: Buffer | null }[]>`

@@ -5,6 +5,7 @@ import type { Provider } from '../domain/connection';
 import { bitriseAuthHeader } from '../providers/bitrise';
 import { ProviderError } from '../providers/errors';
 import { parseRetryAfter, providerFetch } from '../providers/http';
+import { takeRequestToken } from './rate-bucket';
 import { commitPage, readCursor, type CursorWrite, type RecordRow, type TableSpec } from './store';
 
 /**
@@ -41,12 +42,14 @@ export interface ContextOptions {
   apiUrl: string;
   /** Requests per hour to pace at; the provider's own headers can only slow us further. */
   requestsPerHour: number;
+  /** The shared budget these requests spend (see rateBucketKey). */
+  rateBucket: string;
   stallTimeoutSeconds: number;
 }
 
 export function createSyncContext(o: ContextOptions): SyncContext & { dispose(): void } {
-  const minIntervalMs = 3_600_000 / o.requestsPerHour;
-  let nextSlot = 0;
+  // Set when the provider says its budget is spent: nothing is sent before then.
+  let holdUntil = 0;
   let lastProgress = Date.now();
   const stats = { requests: 0, records: 0 };
   const stall = new AbortController();
@@ -57,11 +60,9 @@ export function createSyncContext(o: ContextOptions): SyncContext & { dispose():
     if (Date.now() - lastProgress > o.stallTimeoutSeconds * 1000) stall.abort(new StalledError(o.stallTimeoutSeconds));
   }, Math.min(5_000, o.stallTimeoutSeconds * 250));
 
-  /** Waits for our next request slot; sleeps through activity cancellation-aware sleep. */
+  /** Waits for this request's turn in the shared bucket and for any hold the provider asked for. */
   async function pace(): Promise<void> {
-    const now = Date.now();
-    const wait = nextSlot - now;
-    nextSlot = Math.max(now, nextSlot) + minIntervalMs;
+    const wait = Math.max(await takeRequestToken(o.sql, o.rateBucket, o.requestsPerHour), holdUntil - Date.now());
     if (wait > 0) await activitySleep(wait);
   }
 
@@ -89,7 +90,7 @@ export function createSyncContext(o: ContextOptions): SyncContext & { dispose():
       );
       // A provider that says its budget is spent is believed before it answers 429.
       const wait = res.headers.get('x-ratelimit-remaining') === '0' ? parseRetryAfter(res.headers) : undefined;
-      if (wait) nextSlot = Math.max(nextSlot, Date.now() + wait);
+      if (wait) holdUntil = Math.max(holdUntil, Date.now() + wait);
       try {
         return (await res.json()) as T;
       } catch {
