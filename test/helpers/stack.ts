@@ -235,3 +235,19 @@ export async function completeOAuth(stack: Stack, apiKey: string, connectionId: 
   if (back.status !== 302 || !location) throw new Error(`callback answered ${back.status}: ${await back.text()}`);
   return new URL(location);
 }
+
+/**
+ * A tenant's view of the API: `api(method, path, body?)`, its runs, and waiting for finished runs.
+ * Takes getters because test files create the stack and tenant in `beforeAll`.
+ */
+export function tenantApi(stack: () => Stack, apiKey: () => string) {
+  const api = (method: string, path: string, body?: unknown) => stack().request(method, path, { apiKey: apiKey(), body });
+  const runs = async (id: string) => (await api('GET', `/v1/connections/${id}/runs`)).body.items as any[];
+  /** Newest first, once at least `n` runs have finished (succeeded, failed or stalled). */
+  async function waitForRuns(id: string, n: number, timeoutMs = 90_000): Promise<any[]> {
+    let items: any[] = [];
+    await waitFor(async () => (items = await runs(id)).filter((r) => r.status !== 'running').length >= n, timeoutMs, `${n} finished runs`);
+    return items;
+  }
+  return { api, runs, waitForRuns };
+}

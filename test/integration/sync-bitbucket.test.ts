@@ -1,5 +1,5 @@
 import { completeSyncCounts } from '../../src/simulators/bitbucket';
-import { completeOAuth, startStack, waitFor, type Stack } from '../helpers/stack';
+import { completeOAuth, startStack, tenantApi, waitFor, type Stack } from '../helpers/stack';
 
 /**
  * The sync engine against the Bitbucket simulator: exact counts after a first and an incremental
@@ -21,14 +21,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const api = (method: string, path: string, body?: unknown) => stack.request(method, path, { apiKey, body });
-const runs = async (id: string) => (await api('GET', `/v1/connections/${id}/runs`)).body.items as any[];
-
-async function waitForRuns(id: string, n: number, timeoutMs = 90_000): Promise<any[]> {
-  let items: any[] = [];
-  await waitFor(async () => (items = await runs(id)).filter((r) => r.status !== 'running').length >= n, timeoutMs, `${n} finished runs`);
-  return items;
-}
+const { api, waitForRuns } = tenantApi(() => stack, () => apiKey);
 
 async function connect(): Promise<string> {
   const conn = (await api('POST', '/v1/connections', { provider: 'bitbucket' })).body;
