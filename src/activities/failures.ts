@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { ApplicationFailureCategory } from '@temporalio/common';
 import { AuthLostError } from '../credentials/access';
 import { ProviderError } from '../providers/errors';
+import { StalledError } from '../sync/context';
 import { FailureTypes } from '../workflows/messages';
 
 /** Pure: how long to wait after the n-th (1-based) consecutive rate-limit answer with no header. */
@@ -14,7 +15,15 @@ export function rateLimitBackoffMs(attempt: number, baseMs = 10_000, capMs = 10 
  * the workflow; rate limits wait as long as the provider asked (an expected, benign wait);
  * everything else is retried by the activity's retry policy.
  */
-export function toActivityFailure(err: unknown, attempt: number): unknown {
+/** How long a rate-limited request must wait: what the provider said, else exponential backoff. */
+export function rateLimitWaitMs(err: ProviderError, attempt: number, backoffBaseMs?: number): number {
+  return err.retryAfterMs ?? rateLimitBackoffMs(attempt, backoffBaseMs);
+}
+
+export function toActivityFailure(err: unknown, attempt: number, backoffBaseMs?: number): unknown {
+  if (err instanceof StalledError) {
+    return ApplicationFailure.create({ type: FailureTypes.stalled, message: err.message, nonRetryable: true });
+  }
   if (err instanceof AuthLostError) {
     return ApplicationFailure.create({ type: FailureTypes.authLost, message: err.message, details: [err.code], nonRetryable: true });
   }
@@ -23,7 +32,7 @@ export function toActivityFailure(err: unknown, attempt: number): unknown {
       return ApplicationFailure.create({
         type: FailureTypes.rateLimited,
         message: err.message,
-        nextRetryDelay: err.retryAfterMs ?? rateLimitBackoffMs(attempt),
+        nextRetryDelay: rateLimitWaitMs(err, attempt, backoffBaseMs),
         category: ApplicationFailureCategory.BENIGN,
       });
     }

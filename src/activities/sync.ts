@@ -1,18 +1,16 @@
 import { activityInfo, ApplicationFailure } from '@temporalio/activity';
-import { ApplicationFailureCategory } from '@temporalio/common';
 import { setAccount } from '../db/connections';
 import type { Sql } from '../db/sql';
 import { addRunStats, finishRun, startRun } from '../db/sync-runs';
 import { isSyncResource, type ConnectionError, type Provider } from '../domain/connection';
 import type { AccessBroker } from '../credentials/access';
 import { isProviderError } from '../providers/errors';
-import { createSyncContext, StalledError } from '../sync/context';
+import { createSyncContext } from '../sync/context';
 import { rateBucketKey } from '../sync/rate-bucket';
 import { SYNCERS } from '../sync/registry';
 import { resetCursors } from '../sync/store';
-import { FailureTypes } from '../workflows/messages';
 import { accountClient, connectionOrFail } from './connection';
-import { rateLimitBackoffMs, toActivityFailure } from './failures';
+import { rateLimitWaitMs, toActivityFailure } from './failures';
 
 export interface SyncSettings {
   /** Pace per rate-limited party: per OAuth consumer for Bitbucket, per token for Bitrise. */
@@ -89,14 +87,13 @@ export function createSyncActivities(deps: SyncActivityDeps) {
         return { records: ctx.stats.records, requests: ctx.stats.requests };
       } catch (err) {
         if (isProviderError(err, 'rate_limited')) {
-          const wait = err.retryAfterMs ?? rateLimitBackoffMs(attempt, deps.settings.rateLimitBackoffMs);
           await record({ rateLimitWaits: 1 });
+          const wait = rateLimitWaitMs(err, attempt, deps.settings.rateLimitBackoffMs);
           if (wait > deps.settings.maxInlineRateLimitWaitMs) return { records: ctx.stats.records, requests: ctx.stats.requests, rateLimitedForMs: wait };
-          throw ApplicationFailure.create({ type: FailureTypes.rateLimited, message: err.message, nextRetryDelay: wait, category: ApplicationFailureCategory.BENIGN });
+        } else {
+          await record();
         }
-        await record();
-        if (err instanceof StalledError) throw ApplicationFailure.create({ type: FailureTypes.stalled, message: err.message, nonRetryable: true });
-        throw toActivityFailure(err, attempt);
+        throw toActivityFailure(err, attempt, deps.settings.rateLimitBackoffMs);
       } finally {
         ctx.dispose();
       }

@@ -12,7 +12,8 @@ import {
   SimNotFoundError,
   type SimRoute,
   createSimApp,
-  faultSpecFrom,
+  commonControl,
+  commonSimRoutes,
   hex,
   installTrafficHooks,
   intBetween,
@@ -790,16 +791,15 @@ export async function startBitriseSimulator(opts: BitriseSimulatorOptions = {}):
   });
 
   const control: BitriseControl = {
-    requests: () => log.list(),
-    clearRequests: () => log.clear(),
-    injectFaults: (fault) => faults.inject(fault),
-    setLatency: (ms) => faults.setLatency(ms),
-    reset: () => {
-      faults.reset();
-      perMinute = undefined;
-      minuteWindow.clear();
-    },
-    issuedSecrets: () => secrets.list(),
+    ...commonControl({
+      log,
+      faults,
+      secrets,
+      resetOwn: () => {
+        perMinute = undefined;
+        minuteWindow.clear();
+      },
+    }),
     createToken: ({ label = 'token', kind = 'personal' } = {}) => {
       // PATs look like long URL-safe random strings; workspace tokens carry the `bitwat_` prefix
       // secret scanners key on (provider-notes B1).
@@ -848,12 +848,7 @@ function sendFault(reply: FastifyReply, status: FaultStatus): FastifyReply {
 function bitriseSimRoutes(c: BitriseControl): SimRoute[] {
   const finished = (b: Record<string, unknown>) => optNum(b, 'status') as Exclude<BuildStatus, 0> | undefined;
   return [
-    { method: 'GET', url: '/requests', handler: () => c.requests() },
-    { method: 'POST', url: '/requests/clear', handler: () => c.clearRequests() },
-    { method: 'POST', url: '/faults', handler: (b) => c.injectFaults(faultSpecFrom(b)) },
-    { method: 'POST', url: '/latency', handler: (b) => c.setLatency(num(b, 'ms')) },
-    { method: 'POST', url: '/reset', handler: () => c.reset() },
-    { method: 'GET', url: '/secrets', handler: () => c.issuedSecrets() },
+    ...commonSimRoutes(c),
     {
       method: 'POST',
       url: '/tokens',

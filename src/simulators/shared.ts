@@ -628,3 +628,33 @@ export function sortItems<T>(items: T[], sort: string, allowField: (field: strin
     return desc ? -c : c;
   });
 }
+
+/**
+ * The shared half of both simulators' controls: request log, fault switches, issued secrets.
+ * `resetOwn` clears what only that simulator has (rate limits, pending denials).
+ */
+export function commonControl(parts: { log: RequestLog; faults: FaultPlan; secrets: SecretRegistry; resetOwn(): void }): CommonControl {
+  return {
+    requests: () => parts.log.list(),
+    clearRequests: () => parts.log.clear(),
+    injectFaults: (fault) => parts.faults.inject(fault),
+    setLatency: (ms) => parts.faults.setLatency(ms),
+    reset: () => {
+      parts.faults.reset();
+      parts.resetOwn();
+    },
+    issuedSecrets: () => parts.secrets.list(),
+  };
+}
+
+/** The `/_sim` routes for the shared controls. */
+export function commonSimRoutes(c: CommonControl): SimRoute[] {
+  return [
+    { method: 'GET', url: '/requests', handler: () => c.requests() },
+    { method: 'POST', url: '/requests/clear', handler: () => c.clearRequests() },
+    { method: 'POST', url: '/faults', handler: (b) => c.injectFaults(faultSpecFrom(b)) },
+    { method: 'POST', url: '/latency', handler: (b) => c.setLatency(num(b, 'ms')) },
+    { method: 'POST', url: '/reset', handler: () => c.reset() },
+    { method: 'GET', url: '/secrets', handler: () => c.issuedSecrets() },
+  ];
+}

@@ -8,7 +8,8 @@ import {
   SimInputError,
   type SimRoute,
   createSimApp,
-  faultSpecFrom,
+  commonControl,
+  commonSimRoutes,
   installTrafficHooks,
   listen,
   num,
@@ -116,17 +117,16 @@ export async function startBitbucketSimulator(opts: BitbucketSimulatorOptions = 
 
   // --- Controls
   const control: BitbucketControl = {
-    requests: () => log.list(),
-    clearRequests: () => log.clear(),
-    injectFaults: (fault) => faults.inject(fault),
-    setLatency: (ms) => faults.setLatency(ms),
-    reset: () => {
-      faults.reset();
-      perHour = undefined;
-      hourly.clear();
-      oauth.clearDenial();
-    },
-    issuedSecrets: () => secrets.list(),
+    ...commonControl({
+      log,
+      faults,
+      secrets,
+      resetOwn: () => {
+        perHour = undefined;
+        hourly.clear();
+        oauth.clearDenial();
+      },
+    }),
     denyNextAuthorization: (description = 'The user denied access to this application.') => oauth.denyNext(description),
     expireAccessTokens: () => oauth.expireAccessTokens(),
     revokeAll: () => oauth.revokeAll(),
@@ -175,12 +175,7 @@ function bitbucketSimRoutes(c: BitbucketControl): SimRoute[] {
     return v as number[];
   };
   return [
-    { method: 'GET', url: '/requests', handler: () => c.requests() },
-    { method: 'POST', url: '/requests/clear', handler: () => c.clearRequests() },
-    { method: 'POST', url: '/faults', handler: (b) => c.injectFaults(faultSpecFrom(b)) },
-    { method: 'POST', url: '/latency', handler: (b) => c.setLatency(num(b, 'ms')) },
-    { method: 'POST', url: '/reset', handler: () => c.reset() },
-    { method: 'GET', url: '/secrets', handler: () => c.issuedSecrets() },
+    ...commonSimRoutes(c),
     { method: 'POST', url: '/deny-next-authorization', handler: (b) => c.denyNextAuthorization(optStr(b, 'description')) },
     { method: 'POST', url: '/expire-access-tokens', handler: () => c.expireAccessTokens() },
     { method: 'POST', url: '/revoke-all', handler: () => c.revokeAll() },
