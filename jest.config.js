@@ -8,6 +8,8 @@
 module.exports = {
   testEnvironment: 'node', // the Temporal SDK does not support jsdom
   roots: ['<rootDir>/test'],
+  // Needs the provider Swagger files, which are not in the repository: `npm run test:conformance`.
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/conformance/'],
   transform: {
     '^.+\\.[tj]s$': [
       '@swc/jest',
@@ -30,6 +32,10 @@ module.exports = {
   // First use of the Temporal test environments (bundling workflows, spawning servers) is slow
   // (sdk-typescript #728); real-stack tests also wait for workflows to make progress.
   testTimeout: 120_000,
+  // The integration files spend most of their time waiting on real servers (workflow timers,
+  // heartbeat timeouts, a restarted worker), not on the CPU: run several at once even on 2 cores.
+  // Each file has its own database and task queue, so they do not see each other's work.
+  maxWorkers: Number(process.env.JEST_MAX_WORKERS ?? 4),
   globalSetup: '<rootDir>/test/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
   // The Temporal SDK's native (Rust core) handles can keep Jest from exiting after the last test

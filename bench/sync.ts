@@ -1,10 +1,12 @@
 /**
- * Sync engine benchmark: `npm run bench:sync [-- --scale=N]`.
+ * Sync engine benchmark: `npm run bench:sync [-- --scale=N] [--fault-rate=R]`.
  *
  * For each provider it builds a large simulated account, then measures
  *   1. a baseline: the same GETs the syncers send, with plain `fetch`, no database at all;
  *   2. the engine's first sync (full backfill) through the real activities;
  *   3. the engine's incremental sync right after, with nothing changed.
+ * With `--fault-rate=R` (0 < R < 1, e.g. 0.2) it then measures a full resync fault-free and again with
+ * the simulator answering every (1/R)-th API request 500, and reports the ratio of the two times.
  * It prints a table and a final `BENCH_JSON {...}` line. It is a report, not a test: the only thing
  * it judges is whether the stored rows match the simulator's dataset (exit 1 if not).
  *
@@ -31,14 +33,17 @@ import { insertConnection } from '../src/db/connections';
 import { runMigrations } from '../src/db/migrate';
 import { createSql, type Sql } from '../src/db/sql';
 import { createTenant } from '../src/db/tenants';
-import { startEmbeddedPostgres } from '../src/dev/embedded-postgres';
-import { PROVIDERS, SYNC_RESOURCES, type Provider } from '../src/domain/connection';
-import { createBitbucketClient } from '../src/providers/bitbucket';
-import { bitriseAuthHeader } from '../src/providers/bitrise';
-import { completeSyncCounts, startBitbucketSimulator, type BitbucketSeed } from '../src/simulators/bitbucket';
-import { completeSyncCounts as completeBitriseSyncCounts, startBitriseSimulator, type BitriseSeed } from '../src/simulators/bitrise';
-import { queryString, updatedResumePoint, updatedSinceQuery } from '../src/sync/bitbucket';
-import { RECORD_TABLES } from '../src/sync/registry';
+import { startEmbeddedPostgres } from '../dev/embedded-postgres';
+import { createCleanup, progress } from './lib/report';
+import { PROVIDERS, syncResources, type Provider } from '../src/domain/connection';
+import { bitriseAuthHeaders } from '../src/providers/bitrise/account';
+import { createBitbucketOAuth } from '../src/providers/bitbucket/oauth';
+import { updatedResumePoint, updatedSinceQuery } from '../src/providers/bitbucket/cursors';
+import { queryString } from '../src/providers/bitbucket/urls';
+import { adapterOf, createProviders, type ProviderSettings } from '../src/providers/registry';
+import type { TableSpec } from '../src/sync/store';
+import { completeSyncCounts, startBitbucketSimulator, type BitbucketSeed } from '../simulators/bitbucket';
+import { completeSyncCounts as completeBitriseSyncCounts, startBitriseSimulator, type BitriseSeed } from '../simulators/bitrise';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -49,15 +54,25 @@ import { RECORD_TABLES } from '../src/sync/registry';
  * scale, and so does the depth of pagination, which is what a long-lived account looks like.
  * `--provider` is internal: the parent process starts one child per provider with it.
  */
-const USAGE = 'Usage: npm run bench:sync [-- --scale=N]   (N > 0, default 1: multiplies the history per repository/app)';
+const USAGE =
+  'Usage: npm run bench:sync [-- --scale=N] [--fault-rate=R]   (N > 0, default 1: multiplies the history per repository/app; ' +
+  '0 < R < 1: also sync with that share of API requests answering 500)';
 
 /** A mistake on the command line: reported as one line plus usage, without a stack trace. */
 class UsageError extends Error {}
 
-function parseOptions(argv: string[]): { scale: number; provider?: Provider; help: boolean } {
-  let values: { scale?: string; provider?: string; help?: boolean };
+function parseOptions(argv: string[]): { scale: number; faultRate: number; provider?: Provider; help: boolean } {
+  let values: { scale?: string; 'fault-rate'?: string; provider?: string; help?: boolean };
   try {
-    ({ values } = parseArgs({ args: argv, options: { scale: { type: 'string' }, provider: { type: 'string' }, help: { type: 'boolean', short: 'h' } } }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        scale: { type: 'string' },
+        'fault-rate': { type: 'string' },
+        provider: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
@@ -65,7 +80,10 @@ function parseOptions(argv: string[]): { scale: number; provider?: Provider; hel
   if (!Number.isFinite(scale) || scale <= 0) throw new UsageError(`--scale must be a positive number, got ${JSON.stringify(values.scale)}`);
   const provider = values.provider as Provider | undefined;
   if (provider !== undefined && !PROVIDERS.includes(provider)) throw new UsageError(`--provider must be one of ${PROVIDERS.join(', ')}`);
-  return { scale, provider, help: values.help ?? false };
+  const faultRate = values['fault-rate'] === undefined ? 0 : Number(values['fault-rate']);
+  if (!Number.isFinite(faultRate) || faultRate < 0 || faultRate >= 1)
+    throw new UsageError(`--fault-rate must be a number in [0, 1), got ${JSON.stringify(values['fault-rate'])}`);
+  return { scale, faultRate, provider, help: values.help ?? false };
 }
 
 const scaled = (n: number, scale: number) => Math.max(1, Math.round(n * scale));
@@ -73,7 +91,7 @@ const scaled = (n: number, scale: number) => Math.max(1, Math.round(n * scale));
 // Fixed PRNG seeds and anchors: every run (and every machine) benchmarks byte-identical data.
 const ANCHOR = '2026-01-15T12:00:00.000Z';
 
-function bitbucketSeed(scale: number): BitbucketSeed {
+export function bitbucketSeed(scale: number): BitbucketSeed {
   return {
     workspaces: 2,
     reposPerWorkspace: 10,
@@ -86,8 +104,15 @@ function bitbucketSeed(scale: number): BitbucketSeed {
   };
 }
 
-function bitriseSeed(scale: number): BitriseSeed {
-  return { organizations: 2, appsPerOrganization: 5, buildsPerApp: scaled(2000, scale), pipelinesPerApp: scaled(100, scale), seed: 42, anchor: ANCHOR };
+export function bitriseSeed(scale: number): BitriseSeed {
+  return {
+    organizations: 2,
+    appsPerOrganization: 5,
+    buildsPerApp: scaled(2000, scale),
+    pipelinesPerApp: scaled(100, scale),
+    seed: 42,
+    anchor: ANCHOR,
+  };
 }
 
 /**
@@ -95,8 +120,8 @@ function bitriseSeed(scale: number): BitriseSeed {
  * engine's own overhead is measured rather than the limiter. The stall and rate-limit settings only
  * matter if something goes wrong; they are generous so a slow machine does not trip them.
  */
-const SETTINGS: SyncSettings = {
-  requestsPerHour: { bitbucket: 3_600_000, bitrise: 3_600_000 },
+export const REQUESTS_PER_HOUR = 3_600_000;
+export const SETTINGS: SyncSettings = {
   stallTimeoutSeconds: 600,
   maxInlineRateLimitWaitMs: 60_000,
   rateLimitBackoffMs: 1000,
@@ -145,7 +170,7 @@ interface PhaseResult extends Figures {
 }
 
 /** Runs `fn` with a clock and an RSS sampler around it. */
-async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number; peakRssBytes: number }> {
+export async function measured<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number; peakRssBytes: number }> {
   const rss = new RssSampler();
   rss.start();
   const t0 = performance.now();
@@ -190,7 +215,7 @@ function plainClient(headers: Record<string, string>) {
 type PlainClient = ReturnType<typeof plainClient>;
 
 /** Collects per-step figures for a baseline; records are distinct ids, as the tables would hold. */
-class StepLog {
+export class StepLog {
   readonly steps: Record<string, Figures> = {};
 
   async run(client: PlainClient, step: string, fn: (ids: Set<string>) => Promise<void>): Promise<void> {
@@ -217,7 +242,11 @@ interface BitbucketPage {
  * exactly as syncUpdatedSince does, using the same pure helpers so the URLs are identical. Following
  * plain `next` links instead would send fewer, cheaper requests and flatter the baseline.
  */
-async function baselineUpdatedSince(client: PlainClient, url: (q: string | undefined) => string, onItem: (item: Json) => void): Promise<void> {
+async function baselineUpdatedSince(
+  client: PlainClient,
+  url: (q: string | undefined) => string,
+  onItem: (item: Json) => void,
+): Promise<void> {
   let after: string | undefined;
   let next = url(undefined);
   for (;;) {
@@ -225,14 +254,18 @@ async function baselineUpdatedSince(client: PlainClient, url: (q: string | undef
     const items = page.values ?? [];
     items.forEach(onItem);
     const more = Boolean(page.next) && items.length > 0;
-    const resume = updatedResumePoint(items.map((i) => i.updated_on), more, after);
+    const resume = updatedResumePoint(
+      items.map((i) => i.updated_on),
+      more,
+      after,
+    );
     if (!more) return;
     next = resume !== after && resume !== undefined ? url(updatedSinceQuery(resume)) : page.next!;
     after = resume;
   }
 }
 
-async function bitbucketBaseline(apiUrl: string, accessToken: string): Promise<StepLog> {
+export async function bitbucketBaseline(apiUrl: string, accessToken: string): Promise<StepLog> {
   const client = plainClient({ authorization: `Bearer ${accessToken}`, accept: 'application/json' });
   const log = new StepLog();
   const PAGELEN = 100;
@@ -240,7 +273,7 @@ async function bitbucketBaseline(apiUrl: string, accessToken: string): Promise<S
   const workspaces: { uuid: string; slug: string }[] = [];
   const repos: { uuid: string; slug: string; workspace: string }[] = [];
   const followAll = async (first: string, onItem: (item: Json) => void) => {
-    for (let url: string | undefined = first; url; ) {
+    for (let url: string | undefined = first; url;) {
       const page: BitbucketPage = await client.get<BitbucketPage>(url);
       (page.values ?? []).forEach(onItem);
       url = page.next ?? undefined;
@@ -283,19 +316,23 @@ async function bitbucketBaseline(apiUrl: string, accessToken: string): Promise<S
     for (const repo of repos) {
       await baselineUpdatedSince(
         client,
-        (q) => `${repoUrl(repo)}/pullrequests?${queryString({ state: ['OPEN', 'MERGED', 'DECLINED', 'SUPERSEDED'], sort: 'updated_on', pagelen: 50, q })}`,
+        (q) =>
+          `${repoUrl(repo)}/pullrequests?${queryString({ state: ['OPEN', 'MERGED', 'DECLINED', 'SUPERSEDED'], sort: 'updated_on', pagelen: 50, q })}`,
         (p) => ids.add(`${repo.uuid}/${p.id}`),
       );
     }
   });
   await log.run(client, 'commits', async (ids) => {
-    for (const repo of repos) await followAll(`${repoUrl(repo)}/commits?${queryString({ pagelen: PAGELEN })}`, (c) => ids.add(`${repo.uuid}/${c.hash}`));
+    for (const repo of repos)
+      await followAll(`${repoUrl(repo)}/commits?${queryString({ pagelen: PAGELEN })}`, (c) => ids.add(`${repo.uuid}/${c.hash}`));
   });
   await log.run(client, 'pipelines', async (ids) => {
     // Numbered pages, newest first, as the syncer asks (it does not follow `next`).
     for (const repo of repos) {
       for (let page = 1; ; page += 1) {
-        const body = await client.get<BitbucketPage>(`${repoUrl(repo)}/pipelines?${queryString({ sort: '-created_on', pagelen: PAGELEN, page })}`);
+        const body = await client.get<BitbucketPage>(
+          `${repoUrl(repo)}/pipelines?${queryString({ sort: '-created_on', pagelen: PAGELEN, page })}`,
+        );
         const values = (body.values ?? []).filter((p) => p.uuid);
         for (const p of values) ids.add(p.uuid);
         if (!body.next || values.length === 0) break;
@@ -310,8 +347,8 @@ interface BitrisePage {
   paging?: { next?: string | null };
 }
 
-async function bitriseBaseline(apiUrl: string, token: string): Promise<StepLog> {
-  const client = plainClient(bitriseAuthHeader(token));
+export async function bitriseBaseline(apiUrl: string, token: string): Promise<StepLog> {
+  const client = plainClient(bitriseAuthHeaders(token));
   const log = new StepLog();
   const LIMIT = 50;
   // Same encoding as the syncer's `q` helper (URLSearchParams, empty values dropped).
@@ -332,7 +369,11 @@ async function bitriseBaseline(apiUrl: string, token: string): Promise<StepLog> 
     let next: string | undefined;
     do {
       const page = await client.get<BitrisePage>(`${apiUrl}/apps?${qs({ limit: LIMIT, sort_by: 'created_at', next })}`);
-      for (const a of page.data) if (!ids.has(a.slug)) ids.add(a.slug), apps.push(a.slug);
+      for (const a of page.data) {
+        if (ids.has(a.slug)) continue;
+        ids.add(a.slug);
+        apps.push(a.slug);
+      }
       next = page.paging?.next ?? undefined;
     } while (next);
   });
@@ -363,7 +404,7 @@ async function bitriseBaseline(apiUrl: string, token: string): Promise<StepLog> 
 // ---------------------------------------------------------------------------------------------
 // The engine, driven the way the connection workflow drives it (minus Temporal itself)
 
-type SyncActivities = ReturnType<typeof createSyncActivities>;
+export type SyncActivities = ReturnType<typeof createSyncActivities>;
 
 interface RunRow {
   counts: Record<string, number>;
@@ -378,17 +419,22 @@ interface RunRow {
  * MockActivityEnvironment, so heartbeat/activityInfo/cancellationSignal behave as on a worker
  * without a Temporal server. Totals are read back from `sync_runs`, i.e. what the product reports.
  */
-async function engineRun(sql: Sql, activities: SyncActivities, provider: Provider, connectionId: string, backfill: boolean): Promise<PhaseResult & { run: RunRow }> {
+export async function engineRun(
+  sql: Sql,
+  activities: SyncActivities,
+  provider: Provider,
+  connectionId: string,
+  backfill: boolean,
+): Promise<PhaseResult & { run: RunRow }> {
   // Warnings off: a failing activity is reported once, by main(), not also by the SDK's logger.
   const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
   const runId = randomUUID();
-  const resources: readonly string[] = SYNC_RESOURCES[provider];
+  const resources: readonly string[] = syncResources(provider);
   const steps: Record<string, Figures> = {};
   const { seconds, peakRssBytes } = await measured(async () => {
     await env.run(activities.beginRun, connectionId, runId, backfill ? [...resources] : []);
     for (const step of ['account', ...resources]) {
-      const { value, seconds: s } = await timedStep(() => env.run<[string, string, string], SyncStepResult, SyncActivities['syncStep']>(activities.syncStep, connectionId, runId, step));
-      if (value.rateLimitedForMs !== undefined) throw new Error(`${provider} ${step} was rate limited for ${value.rateLimitedForMs} ms; the benchmark does not expect that`);
+      const { value, seconds: s } = await timedStep(() => stepAsTheWorkflowRunsIt(env, activities, connectionId, runId, step));
       steps[step] = { records: value.records, requests: value.requests, seconds: s };
     }
     await env.run(activities.completeRun, connectionId, runId);
@@ -399,25 +445,64 @@ async function engineRun(sql: Sql, activities: SyncActivities, provider: Provide
   return { records, requests: run.requests, seconds, peakRssBytes, steps, run };
 }
 
+/**
+ * A step as the workflow and Temporal run it: a failed attempt is retried (SYNC_STEP_OPTIONS' first
+ * backoffs, shortened), `continue` runs a fresh attempt at once. Requests and records add up.
+ */
+async function stepAsTheWorkflowRunsIt(
+  env: MockActivityEnvironment,
+  activities: SyncActivities,
+  connectionId: string,
+  runId: string,
+  step: string,
+): Promise<SyncStepResult> {
+  const total: SyncStepResult = { records: 0, requests: 0 };
+  for (let attempt = 1; ;) {
+    let value: SyncStepResult;
+    try {
+      value = await env.run<[string, string, string], SyncStepResult, SyncActivities['syncStep']>(
+        activities.syncStep,
+        connectionId,
+        runId,
+        step,
+      );
+    } catch (err) {
+      if (++attempt > 12) throw err;
+      await new Promise((r) => setTimeout(r, 200 * 2 ** Math.min(attempt, 5)));
+      continue;
+    }
+    total.records += value.records;
+    total.requests += value.requests;
+    if (value.continue) continue;
+    if (value.rateLimitedForMs !== undefined || value.providerUnavailableForMs !== undefined)
+      throw new Error(`${step} asked for a durable wait (${JSON.stringify(value)}); the benchmark does not expect that`);
+    return total;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Verification: the stored rows against the simulator's own account of its data
 
-type Counts = Record<string, number>;
+export type Counts = Record<string, number>;
 
-async function storedCounts(sql: Sql, provider: Provider, connectionId: string): Promise<Counts> {
+export async function storedCounts(sql: Sql, provider: Provider, connectionId: string): Promise<Counts> {
   const out: Counts = {};
-  for (const [resource, spec] of Object.entries(RECORD_TABLES[provider])) {
-    // Members who left stay as history (active = false); the simulator counts current members.
-    const onlyActive = provider === 'bitbucket' && resource === 'members';
+  for (const [resource, spec] of Object.entries(
+    adapterOf(createProviders(unusedSettings()), provider).tables as Record<string, TableSpec>,
+  )) {
+    // Records a complete listing no longer returned stay as history (deleted_at); the simulator counts current ones.
     const [row] = await sql<{ n: number }[]>`
-      select count(*)::int as n from ${sql(spec.table)} where connection_id = ${connectionId} ${onlyActive ? sql`and active` : sql``}`;
+      select count(*)::int as n from ${sql(spec.table)}
+      where connection_id = ${connectionId} ${spec.tracksDeletion ? sql`and deleted_at is null` : sql``}`;
     out[resource] = row!.n;
   }
   return out;
 }
 
-const mismatches = (expected: Counts, actual: Counts) =>
-  Object.keys(expected).filter((k) => expected[k] !== actual[k]).map((k) => `${k}: expected ${expected[k]}, stored ${actual[k] ?? 0}`);
+export const mismatches = (expected: Counts, actual: Counts) =>
+  Object.keys(expected)
+    .filter((k) => expected[k] !== actual[k])
+    .map((k) => `${k}: expected ${expected[k]}, stored ${actual[k] ?? 0}`);
 
 // ---------------------------------------------------------------------------------------------
 // One provider, end to end
@@ -431,29 +516,62 @@ interface ProviderReport {
   incremental: PhaseResult & { requestsRatioToFirst: number; secondsRatioToFirst: number; stored: Counts; mismatches: string[] };
   /** The baseline's distinct ids per resource differ from the dataset: a pagination problem the engine shares. */
   baselineMismatches: string[];
+  /** With --fault-rate: a full resync fault-free and one with that share of requests answering 500. */
+  faults?: {
+    rate: number;
+    faultFree: PhaseResult;
+    faulted: PhaseResult & { retries: number; status: string; stored: Counts; mismatches: string[] };
+    /** faulted seconds / fault-free seconds: the goal is ≤ 1.5 at a rate of 0.2. */
+    ratio: number;
+  };
 }
 
-type ProviderUrls = Parameters<typeof createSyncActivities>[0]['providers'];
+/** Switches the simulator's 5xx injection on (every n-th API request) or off. */
+interface FaultSwitch {
+  on(everyNth: number): void;
+  off(): void;
+}
 
-interface Shared {
+export interface Shared {
   sql: Sql;
   vault: ReturnType<typeof createVault>;
   tenantId: string;
   /** The activities wired as in src/worker.ts, once a simulator's URLs are known. */
-  activitiesFor(urls: ProviderUrls, oauthClient?: { clientId: string; clientSecret: string }): SyncActivities;
+  activitiesFor(settings: ProviderSettings): SyncActivities;
   defer(cleanup: () => Promise<void>): void;
 }
 
 /** Stands in for the provider a given pass does not talk to; nothing ever requests it. */
 const UNUSED_URL = 'http://127.0.0.1:9/unused';
 
-async function newConnection(shared: Shared, provider: Provider): Promise<string> {
+/** Every provider pointed nowhere, paced far above what the simulators push back on. */
+export function unusedSettings(): ProviderSettings {
+  return {
+    bitbucket: {
+      apiUrl: UNUSED_URL,
+      oauthUrl: UNUSED_URL,
+      platformOAuthClient: undefined,
+      requestsPerHour: REQUESTS_PER_HOUR,
+      refreshGraceMs: 0,
+    },
+    bitrise: { apiUrl: UNUSED_URL, requestsPerHour: REQUESTS_PER_HOUR },
+  };
+}
+
+export async function newConnection(shared: Shared, provider: Provider): Promise<string> {
   const id = randomUUID();
-  await insertConnection(shared.sql, { id, tenantId: shared.tenantId, provider, name: `bench ${provider}`, syncIntervalSeconds: 3600, returnUrl: null });
+  await insertConnection(shared.sql, {
+    id,
+    tenantId: shared.tenantId,
+    provider,
+    name: `bench ${provider}`,
+    syncIntervalSeconds: 3600,
+    returnUrl: null,
+  });
   return id;
 }
 
-function toPhase(log: StepLog, seconds: number, peakRssBytes: number): PhaseResult {
+export function toPhase(log: StepLog, seconds: number, peakRssBytes: number): PhaseResult {
   return { ...log.totals(), seconds, peakRssBytes, steps: log.steps };
 }
 
@@ -471,13 +589,22 @@ async function measureProvider(
   seed: BitbucketSeed | BitriseSeed,
   expected: Counts,
   baseline: () => Promise<StepLog>,
+  faultRate: number,
+  faults: FaultSwitch,
 ): Promise<ProviderReport> {
   progress(`${provider}: warming up (untimed baseline pass)`);
   await baseline();
   progress(`${provider}: baseline`);
   const b = await measured(baseline);
   const base = toPhase(b.value, b.seconds, b.peakRssBytes);
-  const baselineMismatches = mismatches(expected, Object.fromEntries(Object.entries(base.steps).filter(([k]) => k !== 'account').map(([k, v]) => [k, v.records])));
+  const baselineMismatches = mismatches(
+    expected,
+    Object.fromEntries(
+      Object.entries(base.steps)
+        .filter(([k]) => k !== 'account')
+        .map(([k, v]) => [k, v.records]),
+    ),
+  );
 
   progress(`${provider}: engine first sync`);
   const first = await engineRun(shared.sql, activities, provider, connectionId, true);
@@ -487,18 +614,55 @@ async function measureProvider(
   const incremental = await engineRun(shared.sql, activities, provider, connectionId, false);
   const storedIncremental = await storedCounts(shared.sql, provider, connectionId);
 
-  for (const [name, run] of [['first', first.run], ['incremental', incremental.run]] as const) {
+  for (const [name, run] of [
+    ['first', first.run],
+    ['incremental', incremental.run],
+  ] as const) {
     if (run.status !== 'succeeded' || run.retries || run.rateLimitWaits) {
       progress(`${provider}: note: ${name} run ended ${run.status} with ${run.retries} retries and ${run.rateLimitWaits} rate-limit waits`);
     }
   }
   const strip = ({ run: _run, ...rest }: PhaseResult & { run: RunRow }): PhaseResult => rest;
+
+  let faultReport: ProviderReport['faults'];
+  if (faultRate > 0) {
+    const everyNth = Math.max(1, Math.round(1 / faultRate));
+    progress(`${provider}: full resync, fault-free`);
+    const faultFree = await engineRun(shared.sql, activities, provider, connectionId, true);
+    progress(`${provider}: full resync, every ${everyNth}th API request answering 500`);
+    faults.on(everyNth);
+    let faulted: Awaited<ReturnType<typeof engineRun>>;
+    try {
+      faulted = await engineRun(shared.sql, activities, provider, connectionId, true);
+    } finally {
+      faults.off();
+    }
+    const stored = await storedCounts(shared.sql, provider, connectionId);
+    faultReport = {
+      rate: 1 / everyNth,
+      faultFree: strip(faultFree),
+      faulted: {
+        ...strip(faulted),
+        retries: faulted.run.retries,
+        status: faulted.run.status,
+        stored,
+        mismatches: mismatches(expected, stored),
+      },
+      ratio: faulted.seconds / faultFree.seconds,
+    };
+  }
   return {
+    faults: faultReport,
     provider,
     seed,
     expected,
     baseline: base,
-    first: { ...strip(first), ratioToBaseline: first.seconds / base.seconds, stored: storedFirst, mismatches: mismatches(expected, storedFirst) },
+    first: {
+      ...strip(first),
+      ratioToBaseline: first.seconds / base.seconds,
+      stored: storedFirst,
+      mismatches: mismatches(expected, storedFirst),
+    },
     incremental: {
       ...strip(incremental),
       requestsRatioToFirst: incremental.requests / first.requests,
@@ -510,7 +674,15 @@ async function measureProvider(
   };
 }
 
-async function benchBitbucket(shared: Shared, scale: number): Promise<ProviderReport> {
+/** Every n-th API request answers 500 (the simulators' shared fault switch), until switched off. */
+function faultSwitch(control: { injectFaults(f: { status: 500; count: number; everyNth: number }): void; reset(): void }): FaultSwitch {
+  return {
+    on: (everyNth) => control.injectFaults({ status: 500, count: 1_000_000_000, everyNth }),
+    off: () => control.reset(),
+  };
+}
+
+async function benchBitbucket(shared: Shared, scale: number, faultRate: number): Promise<ProviderReport> {
   const seed = bitbucketSeed(scale);
   const consumer = { clientId: 'bench-consumer', clientSecret: randomToken('bench_', 24), callbackUrl: 'http://127.0.0.1/bench/callback' };
   progress(`bitbucket: starting simulator (${describeSeed('bitbucket', seed)})`);
@@ -520,21 +692,41 @@ async function benchBitbucket(shared: Shared, scale: number): Promise<ProviderRe
   // The authorization-code dance, as a user's browser would do it: the simulator approves at once.
   const redirectUri = `${consumer.callbackUrl}?bench=1`;
   const authorize = new URL(`${sim.oauthUrl}/authorize`);
-  for (const [k, v] of Object.entries({ client_id: consumer.clientId, response_type: 'code', redirect_uri: redirectUri, state: 'bench' })) authorize.searchParams.set(k, v);
+  for (const [k, v] of Object.entries({ client_id: consumer.clientId, response_type: 'code', redirect_uri: redirectUri, state: 'bench' }))
+    authorize.searchParams.set(k, v);
   const res = await fetch(authorize, { redirect: 'manual' });
   const code = new URL(res.headers.get('location') ?? 'http://invalid/').searchParams.get('code');
   if (!code) throw new Error(`Bitbucket simulator did not hand out a code (HTTP ${res.status})`);
-  const tokens = await createBitbucketClient({ apiUrl: sim.apiUrl, oauthUrl: sim.oauthUrl }).exchangeCode(consumer, code, redirectUri);
+  const tokens = await createBitbucketOAuth({ oauthUrl: sim.oauthUrl }).exchangeCode(consumer, code, redirectUri);
 
   const connectionId = await newConnection(shared, 'bitbucket');
-  const credentialId = await shared.vault.storePending(connectionId, 'bitbucket_oauth', { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken }, tokens.expiresAt);
+  const credentialId = await shared.vault.storePending(
+    connectionId,
+    'bitbucket_oauth',
+    { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken },
+    tokens.expiresAt,
+  );
   await shared.vault.activate(connectionId, credentialId);
 
-  const activities = shared.activitiesFor({ bitbucket: { apiUrl: sim.apiUrl, oauthUrl: sim.oauthUrl }, bitrise: { apiUrl: UNUSED_URL } }, consumer);
-  return measureProvider(shared, activities, 'bitbucket', connectionId, seed, completeSyncCounts(sim.control.dataset()), () => bitbucketBaseline(sim.apiUrl, tokens.accessToken));
+  const settings = unusedSettings();
+  const activities = shared.activitiesFor({
+    ...settings,
+    bitbucket: { ...settings.bitbucket, apiUrl: sim.apiUrl, oauthUrl: sim.oauthUrl, platformOAuthClient: consumer },
+  });
+  return measureProvider(
+    shared,
+    activities,
+    'bitbucket',
+    connectionId,
+    seed,
+    completeSyncCounts(sim.control.dataset()),
+    () => bitbucketBaseline(sim.apiUrl, tokens.accessToken),
+    faultRate,
+    faultSwitch(sim.control),
+  );
 }
 
-async function benchBitrise(shared: Shared, scale: number): Promise<ProviderReport> {
+async function benchBitrise(shared: Shared, scale: number, faultRate: number): Promise<ProviderReport> {
   const seed = bitriseSeed(scale);
   progress(`bitrise: starting simulator (${describeSeed('bitrise', seed)})`);
   const sim = await startBitriseSimulator({ seed });
@@ -545,14 +737,24 @@ async function benchBitrise(shared: Shared, scale: number): Promise<ProviderRepo
   const credentialId = await shared.vault.storePending(connectionId, 'bitrise_token', { token });
   await shared.vault.activate(connectionId, credentialId);
 
-  const activities = shared.activitiesFor({ bitbucket: { apiUrl: UNUSED_URL, oauthUrl: UNUSED_URL }, bitrise: { apiUrl: sim.apiUrl } });
-  return measureProvider(shared, activities, 'bitrise', connectionId, seed, completeBitriseSyncCounts(sim.control.dataset()), () => bitriseBaseline(sim.apiUrl, token));
+  const settings = unusedSettings();
+  const activities = shared.activitiesFor({ ...settings, bitrise: { ...settings.bitrise, apiUrl: sim.apiUrl } });
+  return measureProvider(
+    shared,
+    activities,
+    'bitrise',
+    connectionId,
+    seed,
+    completeBitriseSyncCounts(sim.control.dataset()),
+    () => bitriseBaseline(sim.apiUrl, token),
+    faultRate,
+    faultSwitch(sim.control),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Output
 
-const progress = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const secs = (n: number) => n.toFixed(2);
 const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`;
@@ -572,7 +774,10 @@ function describeSeed(provider: Provider, seed: BitbucketSeed | BitriseSeed): st
 function table(header: string[], rows: string[][], rightAlignFrom = 1): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
-    cells.map((c, i) => (i >= rightAlignFrom ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (i >= rightAlignFrom ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -584,9 +789,36 @@ function printReport(r: ProviderReport): void {
     table(
       ['phase', 'records', 'requests', 'seconds', 'records/s', 'req/record', 'peak RSS', 'vs baseline'],
       [
-        ['baseline (plain fetch)', int(b.records), int(b.requests), secs(b.seconds), int(perSec(b.records, b.seconds)), perRecord(b.requests, b.records).toFixed(4), mb(b.peakRssBytes), '1.00x'],
-        ['engine first sync', int(f.records), int(f.requests), secs(f.seconds), int(perSec(f.records, f.seconds)), perRecord(f.requests, f.records).toFixed(4), mb(f.peakRssBytes), ratio(f.ratioToBaseline)],
-        ['engine incremental', int(i.records), int(i.requests), secs(i.seconds), int(perSec(i.records, i.seconds)), perRecord(i.requests, i.records).toFixed(4), mb(i.peakRssBytes), ratio(i.seconds / b.seconds)],
+        [
+          'baseline (plain fetch)',
+          int(b.records),
+          int(b.requests),
+          secs(b.seconds),
+          int(perSec(b.records, b.seconds)),
+          perRecord(b.requests, b.records).toFixed(4),
+          mb(b.peakRssBytes),
+          '1.00x',
+        ],
+        [
+          'engine first sync',
+          int(f.records),
+          int(f.requests),
+          secs(f.seconds),
+          int(perSec(f.records, f.seconds)),
+          perRecord(f.requests, f.records).toFixed(4),
+          mb(f.peakRssBytes),
+          ratio(f.ratioToBaseline),
+        ],
+        [
+          'engine incremental',
+          int(i.records),
+          int(i.requests),
+          secs(i.seconds),
+          int(perSec(i.records, i.seconds)),
+          perRecord(i.requests, i.records).toFixed(4),
+          mb(i.peakRssBytes),
+          ratio(i.seconds / b.seconds),
+        ],
       ],
     ),
   );
@@ -603,53 +835,49 @@ function printReport(r: ProviderReport): void {
         const bs = b.steps[s];
         const fs = f.steps[s]!;
         const is = i.steps[s];
-        return [s, int(fs.records), int(fs.requests), bs ? secs(bs.seconds) : '-', secs(fs.seconds), bs ? ratio(fs.seconds / bs.seconds) : '-', is ? int(is.requests) : '-', is ? secs(is.seconds) : '-'];
+        return [
+          s,
+          int(fs.records),
+          int(fs.requests),
+          bs ? secs(bs.seconds) : '-',
+          secs(fs.seconds),
+          bs ? ratio(fs.seconds / bs.seconds) : '-',
+          is ? int(is.requests) : '-',
+          is ? secs(is.seconds) : '-',
+        ];
       }),
     ),
   );
   const check = (label: string, stored: Counts, problems: string[]) =>
     problems.length
       ? `!!! MISMATCH after ${label}: ${problems.join('; ')}`
-      : `stored rows after ${label} match the dataset: ${Object.entries(stored).map(([k, v]) => `${k} ${int(v)}`).join(', ')}`;
+      : `stored rows after ${label} match the dataset: ${Object.entries(stored)
+          .map(([k, v]) => `${k} ${int(v)}`)
+          .join(', ')}`;
   out.push('', check('first sync', f.stored, f.mismatches), check('incremental sync', i.stored, i.mismatches));
-  if (r.baselineMismatches.length) out.push(`note: the plain-fetch baseline, which sends the same requests, saw different counts too (${r.baselineMismatches.join('; ')}): records are lost in the paging, not in the engine's writes`);
-  if (b.requests !== f.requests) out.push(`note: the engine sent ${int(f.requests)} requests for the first sync, the baseline ${int(b.requests)}`);
+  if (r.baselineMismatches.length)
+    out.push(
+      `note: the plain-fetch baseline, which sends the same requests, saw different counts too (${r.baselineMismatches.join('; ')}): records are lost in the paging, not in the engine's writes`,
+    );
+  if (b.requests !== f.requests)
+    out.push(`note: the engine sent ${int(f.requests)} requests for the first sync, the baseline ${int(b.requests)}`);
+  if (r.faults) {
+    const { faultFree: ff, faulted: fd, rate, ratio: q } = r.faults;
+    out.push(
+      '',
+      `faults: full resync fault-free ${secs(ff.seconds)} s (${int(ff.requests)} requests); with ${Math.round(rate * 100)} % of API requests ` +
+        `answering 500 ${secs(fd.seconds)} s (${int(fd.requests)} requests, ${int(fd.retries)} retried in place, run ${fd.status}): ` +
+        `${ratio(q)} the fault-free time`,
+      fd.mismatches.length
+        ? `!!! MISMATCH after the faulted resync: ${fd.mismatches.join('; ')}`
+        : 'stored rows after the faulted resync match the dataset',
+    );
+  }
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Processes: the parent owns Postgres and the report, one child per provider does the measuring
-
-/**
- * Teardown in reverse order of setup, run once, on success, on error and on Ctrl-C alike. A signal
- * handler exits after cleaning up, since the interrupted work would otherwise go on. The handler
- * stays installed and ignores repeats: under `npm run` the same Ctrl-C arrives several times (from
- * the terminal, then relayed by npm and by tsx), and tsx's preflight exits the process at once if a
- * signal finds no listener, which would cut the teardown short and leave Postgres' data behind.
- */
-function createCleanup() {
-  const steps: (() => Promise<unknown>)[] = [];
-  let running: Promise<void> | undefined;
-  const run = () =>
-    (running ??= (async () => {
-      for (const step of steps.reverse()) await step().catch((err: unknown) => progress(`cleanup step failed: ${err instanceof Error ? err.message : String(err)}`));
-    })());
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (running) return;
-    progress(`${signal}: cleaning up`);
-    void run().finally(() => process.exit(130));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    defer: (step: () => Promise<unknown>) => void steps.push(step),
-    async run() {
-      await run();
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-    },
-  };
-}
 
 const CHILD_RESULT = 'BENCH_CHILD ';
 
@@ -658,7 +886,7 @@ const CHILD_RESULT = 'BENCH_CHILD ';
  * state owe nothing to the provider measured before it (RSS never shrinks back within a process).
  * The Postgres server is shared; the child gets its own keyring, tenant and connection.
  */
-async function childMain(provider: Provider, scale: number): Promise<void> {
+async function childMain(provider: Provider, scale: number, faultRate: number): Promise<void> {
   const databaseUrl = process.env.BENCH_DATABASE_URL;
   if (!databaseUrl) throw new Error('BENCH_DATABASE_URL is not set (the child is started by the parent process)');
   const cleanup = createCleanup();
@@ -671,16 +899,18 @@ async function childMain(provider: Provider, scale: number): Promise<void> {
       vault,
       tenantId: (await createTenant(sql, `bench ${provider}`)).tenant.id,
       // Wired as in src/worker.ts. The platform consumer only matters if a token needs refreshing.
-      activitiesFor: (providers, oauthClient) =>
-        createSyncActivities({
+      activitiesFor: (settings) => {
+        const providers = createProviders(settings);
+        return createSyncActivities({
           sql,
-          broker: createAccessBroker({ vault, bitbucket: createBitbucketClient(providers.bitbucket), platformOAuthClient: oauthClient }),
+          broker: createAccessBroker({ vault, providers }),
           providers,
           settings: SETTINGS,
-        }),
+        });
+      },
       defer: cleanup.defer,
     };
-    const report = provider === 'bitbucket' ? await benchBitbucket(shared, scale) : await benchBitrise(shared, scale);
+    const report = provider === 'bitbucket' ? await benchBitbucket(shared, scale, faultRate) : await benchBitrise(shared, scale, faultRate);
     process.stdout.write(`${CHILD_RESULT}${JSON.stringify(report)}\n`);
   } finally {
     await cleanup.run();
@@ -688,15 +918,25 @@ async function childMain(provider: Provider, scale: number): Promise<void> {
 }
 
 /** Runs this same script (under the same tsx loader) for one provider and reads its result line. */
-function runChild(provider: Provider, scale: number, databaseUrl: string, started: (child: ChildProcess) => void): Promise<ProviderReport> {
+function runChild(
+  provider: Provider,
+  scale: number,
+  faultRate: number,
+  databaseUrl: string,
+  started: (child: ChildProcess) => void,
+): Promise<ProviderReport> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, __filename, `--scale=${scale}`, `--provider=${provider}`], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, BENCH_DATABASE_URL: databaseUrl },
-    });
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, __filename, `--scale=${scale}`, `--fault-rate=${faultRate}`, `--provider=${provider}`],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, BENCH_DATABASE_URL: databaseUrl },
+      },
+    );
     started(child);
     let stdout = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
     child.on('error', reject);
     child.on('close', (code, signal) => {
       const line = stdout.split('\n').find((l) => l.startsWith(CHILD_RESULT));
@@ -706,7 +946,7 @@ function runChild(provider: Provider, scale: number, databaseUrl: string, starte
   });
 }
 
-async function parentMain(scale: number): Promise<number> {
+async function parentMain(scale: number, faultRate: number): Promise<number> {
   const startedAt = new Date();
   const t0 = performance.now();
   const cleanup = createCleanup();
@@ -733,19 +973,22 @@ async function parentMain(scale: number): Promise<number> {
         child.kill('SIGTERM');
         await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000).unref())]);
       });
-      const report = await runChild(provider, scale, pg.url, (child) => (running.child = child));
+      const report = await runChild(provider, scale, faultRate, pg.url, (child) => (running.child = child));
       printReport(report);
       reports.push(report);
     }
 
     const totalSeconds = (performance.now() - t0) / 1000;
-    const ok = reports.every((r) => r.first.mismatches.length === 0 && r.incremental.mismatches.length === 0);
+    const ok = reports.every(
+      (r) => r.first.mismatches.length === 0 && r.incremental.mismatches.length === 0 && !r.faults?.faulted.mismatches.length,
+    );
     process.stdout.write(
       `\ntotal wall time ${secs(totalSeconds)} s (Postgres start, simulators and warm-up passes included); ` +
         `${ok ? 'all stored counts match the simulators' : '!!! MISMATCH: stored counts differ from the simulator datasets'}\n`,
     );
     const json = {
       scale,
+      faultRate,
       startedAt: startedAt.toISOString(),
       totalSeconds,
       node: process.version,
@@ -762,23 +1005,25 @@ async function parentMain(scale: number): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  const { scale, provider, help } = parseOptions(process.argv.slice(2));
+  const { scale, faultRate, provider, help } = parseOptions(process.argv.slice(2));
   if (help) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (provider === undefined) return parentMain(scale);
-  await childMain(provider, scale);
+  if (provider === undefined) return parentMain(scale, faultRate);
+  await childMain(provider, scale, faultRate);
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof UsageError) process.stderr.write(`${err.message}\n${USAGE}\n`);
-    else process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);
+// Imported by bench/ingest.ts for its helpers: run only when started as a script.
+if (require.main === module)
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      if (err instanceof UsageError) process.stderr.write(`${err.message}\n${USAGE}\n`);
+      else process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );

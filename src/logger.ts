@@ -24,8 +24,24 @@ export function loggerOptions(level: string, service: string): LoggerOptions {
   };
 }
 
-export function createLogger(level: string, service: string, destination?: pino.DestinationStream): Logger {
-  return destination ? pino(loggerOptions(level, service), destination) : pino(loggerOptions(level, service));
+export interface LogSettings {
+  level: string;
+  /**
+   * One readable line per event (pino-pretty, a development dependency) instead of JSON lines.
+   * `npm start` turns it on; production keeps JSON for the log pipeline.
+   */
+  pretty?: boolean;
+}
+
+export function createLogger(settings: LogSettings, service: string, destination?: pino.DestinationStream): Logger {
+  const options = loggerOptions(settings.level, service);
+  if (destination) return pino(options, destination);
+  if (settings.pretty)
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', singleLine: true } },
+    });
+  return pino(options);
 }
 
 export type { Logger };

@@ -3,7 +3,7 @@ import { ApplicationFailureCategory } from '@temporalio/common';
 import { AuthLostError } from '../credentials/access';
 import { ProviderError } from '../providers/errors';
 import { StalledError } from '../sync/context';
-import { FailureTypes } from '../workflows/messages';
+import { FailureTypes } from '../domain/failures';
 
 /** Pure: how long to wait after the n-th (1-based) consecutive rate-limit answer with no header. */
 export function rateLimitBackoffMs(attempt: number, baseMs = 10_000, capMs = 10 * 60_000): number {
@@ -35,6 +35,9 @@ export function toActivityFailure(err: unknown, attempt: number, backoffBaseMs?:
         nextRetryDelay: rateLimitWaitMs(err, attempt, backoffBaseMs),
         category: ApplicationFailureCategory.BENIGN,
       });
+    }
+    if (err.kind === 'protocol') {
+      return ApplicationFailure.create({ type: FailureTypes.providerProtocol, message: err.message, nonRetryable: true });
     }
     return ApplicationFailure.create({ type: FailureTypes.providerUnavailable, message: err.message });
   }

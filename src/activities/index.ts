@@ -1,9 +1,12 @@
 import { activityInfo, ApplicationFailure } from '@temporalio/activity';
 import type { Vault } from '../credentials/vault';
-import { applySnapshot, setAccount, type ConnectionSnapshot } from '../db/connections';
+import { applySnapshot, setAccount } from '../db/connections';
+import type { ConnectionSnapshot } from '../domain/connection';
+import { FailureTypes } from '../domain/failures';
+import { accessTokenOf } from '../credentials/vault';
 import { isProviderError } from '../providers/errors';
-import { FailureTypes } from '../workflows/messages';
-import { accountClient, connectionOrFail } from './connection';
+import { adapterOf } from '../providers/registry';
+import { connectionOrFail } from './connection';
 import { toActivityFailure } from './failures';
 import { createSyncActivities, type SyncActivityDeps } from './sync';
 
@@ -22,8 +25,10 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSyncActivities(deps),
 
+    /** Writes the snapshot (and the events it causes, in one transaction), then hands the events to webhooks. */
     async publishState(connectionId: string, snapshot: ConnectionSnapshot): Promise<void> {
-      await applySnapshot(sql, connectionId, snapshot);
+      const applied = await applySnapshot(sql, connectionId, snapshot);
+      if (applied) await deps.dispatchEvents?.(applied.eventIds);
     },
 
     /** Verifies a pending credential against the provider and makes it the active one. */
@@ -34,29 +39,44 @@ export function createActivities(deps: ActivityDeps) {
         // A retry after a crash that followed activation finds it already active: done.
         const active = await vault.openActive(connectionId);
         if (active?.id === credentialId && connection.account) return { accountName: connection.account.name };
-        throw ApplicationFailure.create({ type: FailureTypes.invalidCredentials, message: 'The credential is unknown or was already used.', nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: FailureTypes.invalidCredentials,
+          message: 'The credential is unknown or was already used.',
+          nonRetryable: true,
+        });
       }
-      const token = pending.kind === 'bitrise_token' ? (pending.secret as { token: string }).token : (pending.secret as { accessToken: string }).accessToken;
+      const adapter = adapterOf(deps.providers, connection.provider);
+      let activated: boolean;
+      let account: { id: string; name: string };
       try {
-        const account = await accountClient(deps.providers, connection.provider).getAccount(token);
+        account = await adapter.getAccount(accessTokenOf(pending.secret));
         await setAccount(sql, connectionId, account);
-        await vault.activate(connectionId, credentialId);
-        return { accountName: account.name };
+        activated = await vault.activate(connectionId, credentialId);
       } catch (err) {
         if (isProviderError(err, 'unauthorized') || isProviderError(err, 'forbidden')) {
           await vault.discard(connectionId, credentialId);
           throw ApplicationFailure.create({
             type: FailureTypes.invalidCredentials,
-            message: `${connection.provider === 'bitrise' ? 'Bitrise' : 'Bitbucket'} rejected the credential.`,
+            message: `${adapter.manifest.displayName} rejected the credential.`,
             nonRetryable: true,
           });
         }
         throw toActivityFailure(err, activityInfo().attempt);
       }
+      // The pending row went away while we asked the provider (discarded, purged as stale, or the
+      // connection disconnected): nothing was activated, so the workflow must not say it was.
+      if (!activated) {
+        throw ApplicationFailure.create({
+          type: FailureTypes.invalidCredentials,
+          message: 'The credential was withdrawn before it could be activated; send it again.',
+          nonRetryable: true,
+        });
+      }
+      return { accountName: account.name };
     },
 
     /**
-     * Neither provider offers revocation of these credentials over its API (Bitbucket Cloud
+     * No provider we support offers revocation of these credentials over its API (Bitbucket Cloud
      * documents no OAuth 2.0 revoke endpoint; Bitrise tokens are deleted in its UI), so
      * disconnecting destroys our copies: ciphertext wiped, unused OAuth states dropped.
      */

@@ -1,8 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import { constantTimeEqual } from '../crypto/tokens';
-import { findTenantByApiKey, type Tenant } from '../db/tenants';
-import type { Sql } from '../db/sql';
+import type { Tenant } from '../db/tenants';
 import { ApiError } from './errors';
+import { logWith } from './log-context';
+import type { TenantCache } from './tenant-cache';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -23,11 +24,23 @@ export function requireAdmin(adminToken: string) {
   };
 }
 
-export function requireTenant(sql: Sql) {
+/**
+ * `GET /metrics` is for the operators' scraper, never for tenants: it needs METRICS_TOKEN, and
+ * without one configured it is not served at all.
+ */
+export function requireMetricsToken(token: string | undefined) {
   return async (req: FastifyRequest): Promise<void> => {
-    const tenant = await findTenantByApiKey(sql, bearer(req));
+    if (!token) throw new ApiError(404, 'not_found', 'Metrics are not served here: set METRICS_TOKEN to enable GET /metrics.');
+    if (!constantTimeEqual(bearer(req), token)) throw new ApiError(401, 'unauthorized', 'The metrics token is not valid.');
+  };
+}
+
+export function requireTenant(tenants: TenantCache) {
+  return async (req: FastifyRequest): Promise<void> => {
+    const tenant = await tenants.byApiKey(bearer(req));
     if (!tenant) throw new ApiError(401, 'unauthorized', 'The API key is not valid.');
     req.tenant = tenant;
+    logWith(req, { tenantId: tenant.id });
   };
 }
 

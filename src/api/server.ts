@@ -9,7 +9,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config, logger = createLogger(config.logLevel, 'api')): Promise<RunningServer> {
+export async function startServer(config: Config, logger = createLogger(config.log, 'api')): Promise<RunningServer> {
   const deps = await createApiDeps(config);
   const app = await buildApp(deps, { logger });
   app.addHook('onClose', async () => deps.close());

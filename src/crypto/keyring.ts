@@ -39,6 +39,11 @@ export class Keyring {
     this.currentId = keyIdOf(current);
   }
 
+  /** The id of the key that seals (the first of ENCRYPTION_KEY). */
+  get currentKeyId(): string {
+    return this.currentId;
+  }
+
   seal(plaintext: string, associatedData: string): Sealed {
     const key = this.keys.get(this.currentId)!;
     const iv = randomBytes(IV_BYTES);

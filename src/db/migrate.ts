@@ -4,8 +4,8 @@ import postgres from 'postgres';
 
 /**
  * Forward-only migrations in the style of postgres-shift: `migrations/00001_name.sql`, applied in
- * order inside one transaction, recorded in `migrations`. A gap in the numbering is a mistake in
- * the repo, so it stops start-up rather than guessing.
+ * order inside one transaction, recorded in `migrations`. A duplicate number or a gap is a mistake
+ * in the repo (a lost or misnumbered file), so it stops start-up rather than guessing.
  */
 const MIGRATIONS_DIR = path.join(__dirname, 'migrations');
 // Any fixed 64-bit number; it only has to be the same for every process that migrates.
@@ -13,9 +13,12 @@ const ADVISORY_LOCK_ID = 7_314_296_001;
 
 export async function listMigrations(dir = MIGRATIONS_DIR): Promise<{ id: number; name: string; file: string }[]> {
   const files = (await readdir(dir)).filter((f) => /^\d{5}_[\w-]+\.sql$/.test(f)).sort();
-  return files.map((file, index) => {
+  let previous = 0;
+  return files.map((file) => {
     const id = Number(file.slice(0, 5));
-    if (id !== index + 1) throw new Error(`Migration numbering has a gap or duplicate at ${file} (expected ${index + 1})`);
+    if (id <= previous) throw new Error(`Migration number ${id} is used twice (${file})`);
+    if (id !== previous + 1) throw new Error(`Migration ${String(previous + 1).padStart(5, '0')} is missing (next is ${file})`);
+    previous = id;
     return { id, name: file.slice(6, -4), file: path.join(dir, file) };
   });
 }

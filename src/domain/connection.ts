@@ -1,25 +1,22 @@
 /**
- * The connection model shared by the API, the activities and the workflow. Pure data and pure
- * functions only: the workflow sandbox imports this file.
+ * The connection model's rules, shared by the API, the activities and the workflow. Pure data and
+ * pure functions only, with no runtime imports beyond the provider manifests: the workflow sandbox
+ * imports this file. The shapes themselves are zod schemas in ./schemas.ts (imported here as types
+ * only, so zod stays out of the workflow bundle).
  */
+import type { Provider } from '../providers/manifests';
 
-export const PROVIDERS = ['bitbucket', 'bitrise'] as const;
-export type Provider = (typeof PROVIDERS)[number];
+export { isSyncResource, PROVIDERS, syncResources, type Provider, type SyncResource } from '../providers/manifests';
+export type { ConnectionError, ConnectionRow, ConnectionSnapshot, ConnectionState, ConnectionView, SyncState } from './schemas';
 
-export const CONNECTION_STATUSES = ['awaiting_credentials', 'active', 'needs_reconnect', 'paused', 'disconnected'] as const;
+export const CONNECTION_STATUSES = ['provisioning', 'awaiting_credentials', 'active', 'needs_reconnect', 'paused', 'disconnected'] as const;
 export type ConnectionStatus = (typeof CONNECTION_STATUSES)[number];
-
-export interface ConnectionError {
-  code: string;
-  message: string;
-  /** ISO-8601 */
-  at: string;
-}
 
 /** What the customer can ask of a connection, each guarded by the status it is in. */
 export type ConnectionAction = 'authorize' | 'set_credentials' | 'sync' | 'pause' | 'resume' | 'disconnect';
 
-const ALLOWED: Record<ConnectionAction, readonly ConnectionStatus[]> = {
+/** The statuses each action is allowed in (the console shows its buttons from this table too). */
+export const ALLOWED: Record<ConnectionAction, readonly ConnectionStatus[]> = {
   authorize: ['awaiting_credentials', 'needs_reconnect', 'active'],
   set_credentials: ['awaiting_credentials', 'needs_reconnect', 'active'],
   sync: ['active'],
@@ -32,6 +29,8 @@ const ALLOWED: Record<ConnectionAction, readonly ConnectionStatus[]> = {
 export function refusalCode(action: ConnectionAction, status: ConnectionStatus): string | null {
   if (ALLOWED[action].includes(status)) return null;
   if (status === 'disconnected') return 'connection_disconnected';
+  // The row exists, its workflow is not started yet (the reconciler finishes it): try again shortly.
+  if (status === 'provisioning') return 'connection_provisioning';
   if (status === 'paused') return 'connection_paused';
   if (action === 'resume') return 'connection_not_paused';
   if (status === 'awaiting_credentials') return 'connection_awaiting_credentials';
@@ -42,27 +41,6 @@ export function refusalCode(action: ConnectionAction, status: ConnectionStatus):
 export function describeRefusal(action: ConnectionAction, status: ConnectionStatus): string {
   return `Cannot ${action.replace('_', ' ')} a connection that is ${status.replace('_', ' ')}.`;
 }
-
-/**
- * What each provider syncs, in dependency order (parents before children). `account` comes first
- * in every run: one cheap request that proves access before the heavy ones.
- */
-export const SYNC_RESOURCES = {
-  bitbucket: ['workspaces', 'members', 'repositories', 'pullRequests', 'commits', 'pipelines'],
-  bitrise: ['organizations', 'apps', 'builds', 'pipelines'],
-} as const satisfies Record<Provider, readonly string[]>;
-
-export type SyncResource<P extends Provider = Provider> = (typeof SYNC_RESOURCES)[P][number];
-
-export function isSyncResource(provider: Provider, resource: string): resource is SyncResource {
-  return (SYNC_RESOURCES[provider] as readonly string[]).includes(resource);
-}
-
-/** What the connection's sync loop is doing right now, for the API and the Temporal UI. */
-export type SyncState =
-  | { state: 'idle' }
-  | { state: 'running'; resource: string }
-  | { state: 'rate_limited'; resource: string; until: string };
 
 /**
  * Sync steps of each provider run on a task queue of their own, polled by workers with a bounded

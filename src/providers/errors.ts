@@ -10,7 +10,8 @@ export type ProviderErrorKind =
   | 'not_found'
   | 'rate_limited'
   | 'transient' // 5xx, timeouts, resets: worth retrying
-  | 'bad_request'; // any other 4xx: our request is wrong, retrying will not help
+  | 'bad_request' // any other 4xx: our request is wrong, retrying will not help
+  | 'protocol'; // an answer we must not act on (a 3xx, a link to another origin): final, never retried
 
 export class ProviderError extends Error {
   constructor(

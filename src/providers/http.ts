@@ -3,6 +3,8 @@ import { ProviderError, type ProviderErrorKind } from './errors';
 export interface RequestMeter {
   /** Called once per HTTP request actually sent, for run statistics. */
   onRequest?(): void;
+  /** Called once per request with the answer's status, or `undefined` when none came (metrics). */
+  onAnswer?(status: number | undefined): void;
 }
 
 export interface ProviderRequest {
@@ -18,8 +20,12 @@ export interface ProviderRequest {
 
 const DEFAULT_TIMEOUT_MS = 20_000;
 
-/** Pure: what an HTTP status means for us. 408/425 are transient by definition. */
+/**
+ * Pure: what an HTTP status means for us. 408/425 are transient by definition. Redirects are never
+ * followed (`redirect: 'manual'`: the request carries the token) nor taken for an answer.
+ */
 export function classifyStatus(status: number): ProviderErrorKind | null {
+  if (status >= 300 && status < 400) return 'protocol';
   if (status < 400) return null;
   if (status === 401) return 'unauthorized';
   if (status === 403) return 'forbidden';
@@ -66,10 +72,12 @@ export async function providerFetch(req: ProviderRequest): Promise<Response> {
         : AbortSignal.timeout(req.timeoutMs ?? DEFAULT_TIMEOUT_MS),
     });
   } catch (err) {
+    req.meter?.onAnswer?.(undefined);
     if (req.signal?.aborted) throw req.signal.reason;
     const reason = err instanceof Error && err.name === 'TimeoutError' ? 'timed out' : 'failed to connect';
     throw new ProviderError('transient', `${where} ${reason}`);
   }
+  req.meter?.onAnswer?.(res.status);
   const kind = classifyStatus(res.status);
   if (!kind) return res;
   const detail = await safeErrorDetail(res);
@@ -103,8 +111,10 @@ async function safeErrorDetail(res: Response): Promise<string | undefined> {
   const text = await res.text().catch(() => '');
   let message: unknown;
   try {
-    const body = JSON.parse(text) as Record<string, any>;
-    message = body?.error?.message ?? body?.error_description ?? body?.message ?? body?.error_msg ?? body?.error;
+    const body = JSON.parse(text) as Record<string, unknown> | null;
+    const nested = body?.error;
+    const nestedMessage = typeof nested === 'object' && nested !== null ? (nested as { message?: unknown }).message : undefined;
+    message = nestedMessage ?? body?.error_description ?? body?.message ?? body?.error_msg ?? nested;
   } catch {
     message = text;
   }

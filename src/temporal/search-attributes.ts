@@ -8,7 +8,11 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const connectionStatusKey = defineSearchAttributeKey('ConnectionStatus', SearchAttributeType.KEYWORD);
 export const providerKey = defineSearchAttributeKey('Provider', SearchAttributeType.KEYWORD);
 export const tenantIdKey = defineSearchAttributeKey('TenantId', SearchAttributeType.KEYWORD);
-/** idle | running | rate_limited: finds the connections sleeping out a provider's rate limit. */
+/**
+ * idle | running | rate_limited | paced | provider_unavailable: finds the connections sleeping out a
+ * provider's rate limit, waiting for their share of a shared request budget, or waiting for a
+ * provider that keeps failing.
+ */
 export const syncStateKey = defineSearchAttributeKey('SyncState', SearchAttributeType.KEYWORD);
 
 export const SEARCH_ATTRIBUTE_KEYS = [connectionStatusKey, providerKey, tenantIdKey, syncStateKey] as const;

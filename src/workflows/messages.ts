@@ -1,5 +1,5 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { ConnectionError, ConnectionStatus, Provider, SyncState } from '../domain/connection';
+import type { ConnectionError, ConnectionState, ConnectionStatus, Provider, SyncState } from '../domain/connection';
 
 /**
  * The connection workflow's contract, shared by the workflow and its callers so a rename is a
@@ -7,21 +7,36 @@ import type { ConnectionError, ConnectionStatus, Provider, SyncState } from '../
  * allowed?) are updates with validators; reading state is a query.
  */
 
-export interface ConnectionState {
-  connectionId: string;
-  tenantId: string;
-  provider: Provider;
-  status: ConnectionStatus;
-  syncIntervalSeconds: number;
-  lastSyncAt: string | null;
-  nextSyncAt: string | null;
-  lastError: ConnectionError | null;
-  /** The sync run in flight, if any. */
-  currentRunId: string | null;
-  syncState: SyncState;
-  /** Grows with every published change; the database ignores snapshots older than it has. */
-  revision: number;
+/** Everything a connection carries across continue-as-new: one small plain object. */
+export interface CarriedState {
+  state: ConnectionState;
+  /** A sync was asked for and has not started yet. */
+  syncRequested: boolean;
+  /** Resources whose cursors the next run forgets (a requested backfill). */
+  pendingBackfill?: string[];
+  /**
+   * A run handed over to the next run by continue-as-new while it waited (rate limit, provider
+   * unavailable): the next run carries it on from this step, after the wait.
+   */
+  resumeRun?: ResumeRun;
 }
+
+export interface ResumeRun {
+  runId: string;
+  /** The step to carry on with. */
+  step: string;
+  /** The backfill the run started with, owed again should it fail. */
+  backfill: string[];
+  /** The wait it was in: slept out (what is left of it) before the step runs again. */
+  wait?: Extract<SyncState, { until: string }>;
+}
+
+/**
+ * How long the API waits for `attachCredential`: the verification's own deadline (its
+ * schedule-to-close timeout, retries included) plus a margin for the workflow task around it.
+ */
+export const VERIFICATION_TIMEOUT_MS = 60_000;
+export const ATTACH_CREDENTIAL_DEADLINE_MS = VERIFICATION_TIMEOUT_MS + 15_000;
 
 export interface ConnectionWorkflowInput {
   connectionId: string;
@@ -31,11 +46,24 @@ export interface ConnectionWorkflowInput {
   /** Continue-as-new once history passes this many events (the server may suggest it sooner). */
   maxHistoryEvents: number;
   /** Present when continuing as new: the state to carry on from. */
-  carried?: { state: ConnectionState; syncRequested: boolean; pendingBackfill?: string[] };
+  carried?: CarriedState;
+  /**
+   * Present when the reconciler recreates a lost workflow: the state in Postgres to start from
+   * (cursors live in Postgres already). Absent for a new connection (`awaiting_credentials`).
+   */
+  initial?: InitialConnectionState;
 }
 
-export const stateQuery = defineQuery<ConnectionState>('state');
-export const attachCredentialUpdate = defineUpdate<ConnectionState, [{ credentialId: string }]>('attachCredential');
+/** Where a recreated workflow starts: the row's status and run times, past the row's revision. */
+export interface InitialConnectionState {
+  status: Exclude<ConnectionStatus, 'provisioning' | 'disconnected'>;
+  lastSyncAt: string | null;
+  nextSyncAt: string | null;
+  lastError: ConnectionError | null;
+  /** The row's state revision: the workflow's snapshots continue above it, or they would be ignored. */
+  revision: number;
+}
+
 export interface SyncRequest {
   /** Re-sync from scratch (backfill) instead of incrementally; upserts keep it duplicate-free. */
   full?: boolean;
@@ -43,20 +71,9 @@ export interface SyncRequest {
   resources?: string[];
 }
 
+export const stateQuery = defineQuery<ConnectionState>('state');
+export const attachCredentialUpdate = defineUpdate<ConnectionState, [{ credentialId: string }]>('attachCredential');
 export const syncNowUpdate = defineUpdate<ConnectionState, [SyncRequest]>('syncNow');
 export const pauseUpdate = defineUpdate<ConnectionState>('pause');
 export const resumeUpdate = defineUpdate<ConnectionState>('resume');
 export const disconnectUpdate = defineUpdate<ConnectionState>('disconnect');
-
-/** ApplicationFailure types the workflow and activities use; the API maps them onto HTTP errors. */
-export const FailureTypes = {
-  /** An action the connection's status does not allow; details[0] is the stable error code. */
-  refused: 'ActionRefused',
-  invalidCredentials: 'InvalidCredentials',
-  authLost: 'AuthLost',
-  providerUnavailable: 'ProviderUnavailable',
-  rateLimited: 'RateLimited',
-  /** A run that committed no page for too long. */
-  stalled: 'Stalled',
-  connectionMissing: 'ConnectionMissing',
-} as const;

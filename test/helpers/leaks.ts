@@ -7,8 +7,7 @@ import type { Sql } from '../../src/db/sql';
  * sent unencrypted in either form is found.
  */
 
-const decodeBytes = (_key: string, value: unknown) =>
-  value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value;
+const decodeBytes = (_key: string, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value);
 
 /** Every run (continued-as-new ones included) of the workflows matching a visibility query. */
 export async function collectHistories(client: Client, query: string): Promise<string[]> {

@@ -10,9 +10,9 @@ import { buildApp } from '../../src/api/app';
 import { createApiDeps, type ApiDeps } from '../../src/api/deps';
 import { loggerOptions } from '../../src/logger';
 import { createSql, type Sql } from '../../src/db/sql';
-import { startBitbucketSimulator, type BitbucketSimulator, type BitbucketSimulatorOptions } from '../../src/simulators/bitbucket';
-import { startBitriseSimulator, type BitriseSeed, type BitriseSimulator } from '../../src/simulators/bitrise';
-import { getFreePort } from '../../src/dev/ports';
+import { startBitbucketSimulator, type BitbucketSimulator, type BitbucketSimulatorOptions } from '../../simulators/bitbucket';
+import { startBitriseSimulator, type BitriseSeed, type BitriseSimulator } from '../../simulators/bitrise';
+import { getFreePort } from '../../dev/ports';
 import { createTestDatabase } from './database';
 
 /**
@@ -41,41 +41,87 @@ export interface ApiResponse<T = any> {
   headers: Headers;
 }
 
-export class WorkerProcess {
+/**
+ * One of Conduit's entry points (`src/worker.ts`, `src/api/server.ts`) as a child process, the way a
+ * deployment runs it, so a test can SIGKILL it. Its output is kept for the log scans.
+ */
+class ServiceProcess {
   private child?: ChildProcess;
   private exited?: Promise<void>;
   readonly output: string[] = [];
 
-  constructor(private env: Record<string, string>) {}
+  constructor(
+    private readonly script: string,
+    protected env: Record<string, string>,
+    private readonly isReady: () => boolean | Promise<boolean>,
+  ) {}
+
+  /** The OS process id while it runs (a worker's default Temporal identity is `<pid>@<hostname>`; the benchmarks read its RSS from /proc). */
+  get pid(): number | undefined {
+    return this.running ? this.child?.pid : undefined;
+  }
+
+  // A process ended by a signal keeps `exitCode` null (its `signalCode` is set instead).
+  private get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
 
   async start(): Promise<void> {
     // node itself (with tsx as a loader), not the tsx CLI: the CLI runs node as a grandchild, which
     // a SIGKILL to the CLI would leave running.
-    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, 'src/worker.ts')], {
+    const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(ROOT, this.script)], {
       cwd: ROOT,
       env: { ...process.env, ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
-    child.stdout!.on('data', (d: Buffer) => this.output.push(d.toString()));
-    child.stderr!.on('data', (d: Buffer) => this.output.push(d.toString()));
+    child.stdout.on('data', (d: Buffer) => this.output.push(d.toString()));
+    child.stderr.on('data', (d: Buffer) => this.output.push(d.toString()));
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    await waitFor(() => this.output.join('').includes('Worker state changed') || child.exitCode !== null, 90_000, 'worker to start');
-    if (child.exitCode !== null) throw new Error(`worker exited early:\n${this.output.join('')}`);
+    try {
+      await waitFor(async () => !this.running || (await this.isReady()), 90_000, `${this.script} to start`);
+    } catch (err) {
+      // Not left running behind a failed start (nothing else holds its handle).
+      await this.kill();
+      throw err;
+    }
+    if (!this.running) throw new Error(`${this.script} exited early:\n${this.output.join('')}`);
   }
 
   /** SIGKILL: no graceful shutdown, like a crashed pod. */
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.child || this.child.exitCode !== null) return;
-    this.child.kill(signal);
+    if (!this.running) return;
+    this.child!.kill(signal);
     await this.exited;
   }
 
-  /** Kills and starts the worker again, optionally with changed environment (a redeploy). */
+  /** Kills and starts the process again, optionally with changed environment (a redeploy). */
   async restart(envChanges: Record<string, string> = {}): Promise<void> {
     await this.kill();
     this.env = { ...this.env, ...envChanges };
     await this.start();
+  }
+}
+
+export class WorkerProcess extends ServiceProcess {
+  constructor(env: Record<string, string>) {
+    super('src/worker.ts', env, () => this.output.join('').includes('Worker state changed'));
+  }
+}
+
+/** An API replica listening on `env.PORT` (ready once `/healthz` answers). */
+export class ApiProcess extends ServiceProcess {
+  readonly url: string;
+
+  constructor(env: Record<string, string>) {
+    const url = `http://127.0.0.1:${env.PORT}`;
+    super('src/api/server.ts', env, () =>
+      fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    );
+    this.url = url;
   }
 }
 
@@ -90,19 +136,31 @@ export interface Stack {
   worker: WorkerProcess;
   apiLogs: string[];
   /** Calls the API over HTTP. */
-  request<T = any>(method: string, urlPath: string, opts?: { apiKey?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
-  createTenant(name?: string): Promise<{ id: string; apiKey: string }>;
+  request<T = any>(
+    method: string,
+    urlPath: string,
+    opts?: { apiKey?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> },
+  ): Promise<ApiResponse<T>>;
+  /** Creates a tenant (admin route) and registers its return origins (`PATCH /v1/tenants/me`), if any. */
+  createTenant(name?: string, allowedReturnOrigins?: string[]): Promise<{ id: string; apiKey: string }>;
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: StackOptions = {}): Promise<Stack> {
-  const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await createTestDatabase();
-  const bitbucket = await startBitbucketSimulator({ consumers: [PLATFORM_CLIENT], ...opts.bitbucket });
-  const bitrise = await startBitriseSimulator(opts.bitrise);
-
-  const port = await getFreePort();
-  const env: Record<string, string> = {
-    DATABASE_URL: db.url,
+/**
+ * The environment of the API and worker processes of a test: the shared Temporal server (a task
+ * queue of the file's own), its database, the simulators, fresh secrets, and no pacing or API rate
+ * limits unless a test asks. `port` is the API's; PUBLIC_URL (the OAuth redirect URI) names it.
+ */
+export function serviceEnv(o: {
+  databaseUrl: string;
+  port: number;
+  bitbucket: BitbucketSimulator;
+  bitrise: BitriseSimulator;
+  extra?: Record<string, string>;
+}): Record<string, string> {
+  const { bitbucket, bitrise, port } = o;
+  return {
+    DATABASE_URL: o.databaseUrl,
     TEMPORAL_ADDRESS: requiredEnv('TEST_TEMPORAL_ADDRESS'),
     TEMPORAL_NAMESPACE: 'default',
     TEMPORAL_TASK_QUEUE: `conduit-test-${randomBytes(4).toString('hex')}`,
@@ -123,8 +181,23 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     BITBUCKET_REQUESTS_PER_HOUR: '3600000',
     BITRISE_REQUESTS_PER_HOUR: '3600000',
     SYNC_RATE_LIMIT_BACKOFF_SECONDS: '1',
-    ...opts.env,
+    // Test tenants register http://127.0.0.1 return origins; the API's own limits are tested on their own.
+    ALLOW_INSECURE_RETURN_ORIGINS: 'true',
+    RATE_LIMIT_API_KEY_PER_MINUTE: '1000000',
+    RATE_LIMIT_ADMIN_PER_MINUTE: '1000000',
+    RATE_LIMIT_OAUTH_PER_MINUTE: '1000000',
+    RATE_LIMIT_INVITE_PER_MINUTE: '1000000',
+    ...o.extra,
   };
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const db = opts.databaseUrl ? { url: opts.databaseUrl, drop: async () => {} } : await createTestDatabase();
+  const bitbucket = await startBitbucketSimulator({ consumers: [PLATFORM_CLIENT], ...opts.bitbucket });
+  const bitrise = await startBitriseSimulator(opts.bitrise);
+
+  const port = await getFreePort();
+  const env = serviceEnv({ databaseUrl: db.url, port, bitbucket, bitrise, extra: opts.env });
 
   const apiLogs: string[] = [];
   const logStream = new Writable({
@@ -146,24 +219,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const temporal = new Client({ connection: temporalConnection, namespace: 'default' });
   const sql = createSql(db.url, { max: 3 });
 
-  const request: Stack['request'] = async (method, urlPath, o = {}) => {
-    const headers: Record<string, string> = { ...o.headers };
-    if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
-    let body: string | undefined = o.rawBody;
-    if (o.body !== undefined) {
-      body = JSON.stringify(o.body);
-      headers['content-type'] = 'application/json';
-    }
-    const res = await fetch(`${apiUrl}${urlPath}`, { method, headers, body, redirect: 'manual' });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      // not JSON: keep the text
-    }
-    return { status: res.status, body: parsed as any, headers: res.headers };
-  };
+  const request = apiRequester(apiUrl);
 
   return {
     config,
@@ -176,9 +232,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     worker,
     apiLogs,
     request,
-    async createTenant(name = 'Acme') {
+    async createTenant(name = 'Acme', allowedReturnOrigins?: string[]) {
       const res = await request('POST', '/v1/tenants', { headers: { authorization: `Bearer ${env.ADMIN_TOKEN}` }, body: { name } });
       if (res.status !== 201) throw new Error(`tenant creation failed: ${res.status} ${JSON.stringify(res.body)}`);
+      if (allowedReturnOrigins) {
+        const patched = await request('PATCH', '/v1/tenants/me', { apiKey: res.body.apiKey, body: { allowedReturnOrigins } });
+        if (patched.status !== 200) throw new Error(`registering return origins failed: ${patched.status} ${JSON.stringify(patched.body)}`);
+      }
       return res.body;
     },
     async stop() {
@@ -191,6 +251,31 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await bitrise.close();
       await db.drop();
     },
+  };
+}
+
+export type ApiRequest = Stack['request'];
+
+/** Calls the API at `apiUrl` over HTTP; bodies are sent and read as JSON (text when not JSON). */
+export function apiRequester(apiUrl: string, opts: { timeoutMs?: number } = {}): ApiRequest {
+  return async (method, urlPath, o = {}) => {
+    const headers: Record<string, string> = { ...o.headers };
+    if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
+    let body: string | undefined = o.rawBody;
+    if (o.body !== undefined) {
+      body = JSON.stringify(o.body);
+      headers['content-type'] = 'application/json';
+    }
+    const signal = opts.timeoutMs ? AbortSignal.timeout(opts.timeoutMs) : undefined;
+    const res = await fetch(`${apiUrl}${urlPath}`, { method, headers, body, redirect: 'manual', signal });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body: parsed as any, headers: res.headers };
   };
 }
 
@@ -223,14 +308,46 @@ export async function waitForStatus(stack: Stack, apiKey: string, id: string, st
   return last;
 }
 
-/** Runs the Bitbucket OAuth round trip the way a browser would: authorize → simulator → our callback. */
-export async function completeOAuth(stack: Stack, apiKey: string, connectionId: string): Promise<URL> {
+/**
+ * Every OAuth state and browser-binding cookie value a test's browser handled in this process:
+ * secrets the leak scans look for (test/integration/lifecycle.test.ts).
+ */
+export const oauthSecretsSeen: string[] = [];
+
+/**
+ * What a browser does with an `authorizeUrl`: opens our consent page, presses Continue (a form post
+ * that sets the binding cookie and redirects to the provider). Returns the provider's authorize URL
+ * and the cookie to send back to the callback, as the browser would.
+ */
+export async function startOAuthInBrowser(authorizeUrl: string): Promise<{ providerUrl: string; cookie: string; page: string }> {
+  const consent = await fetch(authorizeUrl, { redirect: 'manual' });
+  const page = await consent.text();
+  if (consent.status !== 200) throw new Error(`consent page answered ${consent.status}: ${page}`);
+  const state = new URL(authorizeUrl).searchParams.get('state') ?? '';
+  const proceed = await fetch(new URL('/v1/oauth/start', authorizeUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ state }).toString(),
+    redirect: 'manual',
+  });
+  const providerUrl = proceed.headers.get('location');
+  if (proceed.status !== 302 || !providerUrl) throw new Error(`continue answered ${proceed.status}: ${await proceed.text()}`);
+  // name=value of each Set-Cookie, the way a browser sends them back.
+  const pairs = proceed.headers.getSetCookie().map((c) => c.split(';')[0]!);
+  const cookie = pairs.join('; ');
+  oauthSecretsSeen.push(state, ...pairs.map((p) => p.slice(p.indexOf('=') + 1)));
+  return { providerUrl, cookie, page };
+}
+
+/** Runs the Bitbucket OAuth round trip the way a browser would: authorize → consent page → simulator → our callback. */
+export async function completeOAuth(stack: Pick<Stack, 'request'>, apiKey: string, connectionId: string): Promise<URL> {
   const auth = await stack.request('POST', `/v1/connections/${connectionId}/authorize`, { apiKey });
   if (auth.status !== 200) throw new Error(`authorize failed: ${auth.status} ${JSON.stringify(auth.body)}`);
-  const toProvider = await fetch(auth.body.authorizeUrl, { redirect: 'manual' });
+  const { providerUrl, cookie } = await startOAuthInBrowser(auth.body.authorizeUrl);
+  const toProvider = await fetch(providerUrl, { redirect: 'manual' });
   const callback = toProvider.headers.get('location');
   if (!callback) throw new Error(`provider did not redirect (${toProvider.status})`);
-  const back = await fetch(callback, { redirect: 'manual' });
+  const back = await fetch(callback, { redirect: 'manual', headers: { cookie } });
   const location = back.headers.get('location');
   if (back.status !== 302 || !location) throw new Error(`callback answered ${back.status}: ${await back.text()}`);
   return new URL(location);

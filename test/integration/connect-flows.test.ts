@@ -1,5 +1,5 @@
 import { connectionStatusKey, providerKey, tenantIdKey } from '../../src/temporal/search-attributes';
-import { completeOAuth, startStack, waitFor, type Stack } from '../helpers/stack';
+import { completeOAuth, startOAuthInBrowser, startStack, waitFor, type Stack } from '../helpers/stack';
 
 /** Both connect flows end to end through the HTTP API, against real Temporal, Postgres and simulators. */
 
@@ -9,7 +9,7 @@ let tenantId: string;
 
 beforeAll(async () => {
   stack = await startStack();
-  ({ apiKey, id: tenantId } = await stack.createTenant('Connect flows'));
+  ({ apiKey, id: tenantId } = await stack.createTenant('Connect flows', ['https://app.example.com']));
 });
 
 afterAll(async () => {
@@ -25,7 +25,13 @@ const create = async (body: Record<string, unknown>) => {
 describe('Bitrise: personal access token', () => {
   it('goes awaiting_credentials → active with a valid token, and records a sync run', async () => {
     const conn = await create({ provider: 'bitrise', name: 'CI' });
-    expect(conn).toMatchObject({ provider: 'bitrise', name: 'CI', status: 'awaiting_credentials', lastError: null, workflowId: `connection-${conn.id}` });
+    expect(conn).toMatchObject({
+      provider: 'bitrise',
+      name: 'CI',
+      status: 'awaiting_credentials',
+      lastError: null,
+      workflowId: `connection-${conn.id}`,
+    });
 
     const token = stack.bitrise.control.createToken();
     const res = await stack.request('PUT', `/v1/connections/${conn.id}/credentials`, { apiKey, body: { token } });
@@ -37,7 +43,9 @@ describe('Bitrise: personal access token', () => {
     expect(me.length).toBeGreaterThanOrEqual(1);
     expect(me.every((r) => r.status === 200)).toBe(true);
 
-    await waitFor(async () => (await stack.request('GET', `/v1/connections/${conn.id}/runs`, { apiKey })).body.items[0]?.status === 'succeeded');
+    await waitFor(
+      async () => (await stack.request('GET', `/v1/connections/${conn.id}/runs`, { apiKey })).body.items[0]?.status === 'succeeded',
+    );
     const runs = (await stack.request('GET', `/v1/connections/${conn.id}/runs`, { apiKey })).body.items;
     expect(runs[0].requests).toBeGreaterThanOrEqual(1);
     let after: any;
@@ -53,7 +61,10 @@ describe('Bitrise: personal access token', () => {
     expect(res.body.error.code).toBe('invalid_credentials');
     const again = await stack.request('GET', `/v1/connections/${conn.id}`, { apiKey });
     expect(again.body).toEqual(conn);
-    const [{ count }] = (await stack.sql`select count(*)::int as count from credentials where connection_id = ${conn.id} and state <> 'retired'`) as unknown as [{ count: number }];
+    const [{ count }] =
+      (await stack.sql`select count(*)::int as count from credentials where connection_id = ${conn.id} and state <> 'retired'`) as unknown as [
+        { count: number },
+      ];
     expect(count).toBe(0);
   });
 
@@ -67,19 +78,22 @@ describe('Bitrise: personal access token', () => {
 });
 
 describe('Bitbucket: OAuth 2.0', () => {
-  it('with the platform consumer: authorize → provider → callback → active, back to returnUrl', async () => {
+  it('with the platform consumer: authorize → consent page → provider → callback → active, back to returnUrl', async () => {
     const conn = await create({ provider: 'bitbucket', returnUrl: 'https://app.example.com/integrations?tab=bb' });
     const auth = await stack.request('POST', `/v1/connections/${conn.id}/authorize`, { apiKey });
     expect(auth.status).toBe(200);
-    const url = new URL(auth.body.authorizeUrl);
+    const start = new URL(auth.body.authorizeUrl);
+    expect(`${start.origin}${start.pathname}`).toBe(`${stack.apiUrl}/v1/oauth/start`);
+    const { providerUrl, cookie } = await startOAuthInBrowser(auth.body.authorizeUrl);
+    const url = new URL(providerUrl);
     expect(`${url.origin}${url.pathname}`).toBe(`${stack.bitbucket.oauthUrl}/authorize`);
-    expect(url.searchParams.get('client_id')).toBe(stack.config.bitbucket.clientId);
+    expect(url.searchParams.get('client_id')).toBe(stack.config.providers.bitbucket.platformOAuthClient?.clientId);
     expect(url.searchParams.get('response_type')).toBe('code');
     expect(url.searchParams.get('redirect_uri')).toBe(`${stack.apiUrl}/v1/oauth/callback`);
-    expect(url.searchParams.get('state')).toBeTruthy();
+    expect(url.searchParams.get('state')).toBe(start.searchParams.get('state'));
 
-    const toProvider = await fetch(auth.body.authorizeUrl, { redirect: 'manual' });
-    const back = await fetch(toProvider.headers.get('location')!, { redirect: 'manual' });
+    const toProvider = await fetch(providerUrl, { redirect: 'manual' });
+    const back = await fetch(toProvider.headers.get('location')!, { redirect: 'manual', headers: { cookie } });
     expect(back.status).toBe(302);
     const landing = new URL(back.headers.get('location')!);
     expect(`${landing.origin}${landing.pathname}`).toBe('https://app.example.com/integrations');
@@ -87,14 +101,16 @@ describe('Bitbucket: OAuth 2.0', () => {
 
     const active = await stack.request('GET', `/v1/connections/${conn.id}`, { apiKey });
     expect(active.body.status).toBe('active');
-    await waitFor(async () => (await stack.request('GET', `/v1/connections/${conn.id}/runs`, { apiKey })).body.items[0]?.status === 'succeeded');
+    await waitFor(
+      async () => (await stack.request('GET', `/v1/connections/${conn.id}/runs`, { apiKey })).body.items[0]?.status === 'succeeded',
+    );
   });
 
   it('with the customer’s own consumer: its key is used for authorize, exchange and refresh', async () => {
     stack.bitbucket.control.addConsumer('customer-key', 'customer-secret-xyz');
     const conn = await create({ provider: 'bitbucket', oauthClient: { clientId: 'customer-key', clientSecret: 'customer-secret-xyz' } });
     const auth = await stack.request('POST', `/v1/connections/${conn.id}/authorize`, { apiKey });
-    expect(new URL(auth.body.authorizeUrl).searchParams.get('client_id')).toBe('customer-key');
+    expect(new URL((await startOAuthInBrowser(auth.body.authorizeUrl)).providerUrl).searchParams.get('client_id')).toBe('customer-key');
     const landing = await completeOAuth(stack, apiKey, conn.id);
     expect(landing.searchParams.get('result')).toBe('connected');
     expect(stack.bitbucket.control.grants().some((g) => g.clientId === 'customer-key')).toBe(true);
@@ -139,7 +155,9 @@ describe('Bitbucket: OAuth 2.0', () => {
 
     // Visibility (what `temporal workflow list --query` reads) catches up asynchronously.
     await waitFor(async () => {
-      for await (const wf of stack.temporal.workflow.list({ query: `TenantId="${tenantId}" AND ConnectionStatus="active" AND Provider="bitbucket"` })) {
+      for await (const wf of stack.temporal.workflow.list({
+        query: `TenantId="${tenantId}" AND ConnectionStatus="active" AND Provider="bitbucket"`,
+      })) {
         if (wf.workflowId === conn.workflowId) return true;
       }
       return false;
@@ -148,23 +166,26 @@ describe('Bitbucket: OAuth 2.0', () => {
 });
 
 describe('OAuth state', () => {
-  async function freshCallback(): Promise<{ conn: any; callbackUrl: string }> {
+  async function freshCallback(): Promise<{ conn: any; callbackUrl: string; cookie: string }> {
     const conn = await create({ provider: 'bitbucket' });
     const auth = await stack.request('POST', `/v1/connections/${conn.id}/authorize`, { apiKey });
-    const toProvider = await fetch(auth.body.authorizeUrl, { redirect: 'manual' });
-    return { conn, callbackUrl: toProvider.headers.get('location')! };
+    const { providerUrl, cookie } = await startOAuthInBrowser(auth.body.authorizeUrl);
+    const toProvider = await fetch(providerUrl, { redirect: 'manual' });
+    return { conn, callbackUrl: toProvider.headers.get('location')!, cookie };
   }
+  /** The callback as the browser that started the flow sends it (with its cookie). */
+  const inBrowser = (cookie: string) => ({ redirect: 'manual' as const, headers: { cookie } });
 
   const expectUnchanged = async (conn: any) => {
     expect((await stack.request('GET', `/v1/connections/${conn.id}`, { apiKey })).body).toEqual(conn);
   };
 
   it('rejects a forged state with 400 and changes nothing', async () => {
-    const { conn, callbackUrl } = await freshCallback();
+    const { conn, callbackUrl, cookie } = await freshCallback();
     const forged = new URL(callbackUrl);
     const [nonce] = forged.searchParams.get('state')!.split('.');
     forged.searchParams.set('state', `${nonce}.AAAAforgedsignatureAAAA`);
-    const res = await fetch(forged, { redirect: 'manual' });
+    const res = await fetch(forged, inBrowser(cookie));
     expect(res.status).toBe(400);
     expect(((await res.json()) as any).error.code).toBe('invalid_state');
     await expectUnchanged(conn);
@@ -177,26 +198,28 @@ describe('OAuth state', () => {
   });
 
   it('rejects a replayed state', async () => {
-    const { callbackUrl } = await freshCallback();
-    expect((await fetch(callbackUrl, { redirect: 'manual' })).status).toBe(302);
-    const replay = await fetch(callbackUrl, { redirect: 'manual' });
+    const { callbackUrl, cookie } = await freshCallback();
+    expect((await fetch(callbackUrl, inBrowser(cookie))).status).toBe(302);
+    const replay = await fetch(callbackUrl, inBrowser(cookie));
     expect(replay.status).toBe(400);
     expect(((await replay.json()) as any).error.code).toBe('state_already_used');
   });
 
   it('rejects an expired state and changes nothing', async () => {
-    const { conn, callbackUrl } = await freshCallback();
+    const { conn, callbackUrl, cookie } = await freshCallback();
     // Age the state instead of waiting out its TTL.
     await stack.sql`update oauth_states set expires_at = now() - interval '1 second' where connection_id = ${conn.id}`;
-    const res = await fetch(callbackUrl, { redirect: 'manual' });
+    const res = await fetch(callbackUrl, inBrowser(cookie));
     expect(res.status).toBe(400);
     expect(((await res.json()) as any).error.code).toBe('state_expired');
     await expectUnchanged(conn);
   });
 
   it('lets only one of two racing callbacks with the same state through', async () => {
-    const { callbackUrl } = await freshCallback();
-    const statuses = (await Promise.all([fetch(callbackUrl, { redirect: 'manual' }), fetch(callbackUrl, { redirect: 'manual' })])).map((r) => r.status);
+    const { callbackUrl, cookie } = await freshCallback();
+    const statuses = (await Promise.all([fetch(callbackUrl, inBrowser(cookie)), fetch(callbackUrl, inBrowser(cookie))])).map(
+      (r) => r.status,
+    );
     expect(statuses.sort()).toEqual([302, 400]);
   });
 });

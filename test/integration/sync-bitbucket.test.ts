@@ -1,4 +1,4 @@
-import { completeSyncCounts } from '../../src/simulators/bitbucket';
+import { completeSyncCounts } from '../../simulators/bitbucket';
 import { completeOAuth, startStack, tenantApi, waitFor, type Stack } from '../helpers/stack';
 
 /**
@@ -10,7 +10,15 @@ import { completeOAuth, startStack, tenantApi, waitFor, type Stack } from '../he
 let stack: Stack;
 let apiKey: string;
 
-const SEED = { workspaces: 2, reposPerWorkspace: 3, membersPerWorkspace: 4, pullRequestsPerRepo: 30, commitsPerRepo: 120, pipelinesPerRepo: 15, seed: 11 };
+const SEED = {
+  workspaces: 2,
+  reposPerWorkspace: 3,
+  membersPerWorkspace: 4,
+  pullRequestsPerRepo: 30,
+  commitsPerRepo: 120,
+  pipelinesPerRepo: 15,
+  seed: 11,
+};
 
 beforeAll(async () => {
   stack = await startStack({ bitbucket: { seed: SEED } });
@@ -21,7 +29,10 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const { api, waitForRuns } = tenantApi(() => stack, () => apiKey);
+const { api, waitForRuns } = tenantApi(
+  () => stack,
+  () => apiKey,
+);
 
 async function connect(): Promise<string> {
   const conn = (await api('POST', '/v1/connections', { provider: 'bitbucket' })).body;
@@ -34,7 +45,7 @@ const expected = () => completeSyncCounts(stack.bitbucket.control.dataset());
 async function tableCounts(id: string) {
   const [row] = await stack.sql`
     select (select count(*) from bitbucket_workspaces where connection_id = ${id})::int as workspaces,
-           (select count(*) from bitbucket_members where connection_id = ${id} and active)::int as members,
+           (select count(*) from bitbucket_members where connection_id = ${id} and deleted_at is null)::int as members,
            (select count(*) from bitbucket_repositories where connection_id = ${id})::int as repositories,
            (select count(*) from bitbucket_pull_requests where connection_id = ${id})::int as "pullRequests",
            (select count(*) from bitbucket_commits where connection_id = ${id})::int as commits,
@@ -53,10 +64,16 @@ describe('Bitbucket sync', () => {
     const [run] = await waitForRuns(id, 1);
     expect(run.status).toBe('succeeded');
     expect(await tableCounts(id)).toEqual(expected());
-    expect(run.counts).toMatchObject({ workspaces: expected().workspaces, repositories: expected().repositories, commits: expected().commits });
+    expect(run.counts).toMatchObject({
+      workspaces: expected().workspaces,
+      repositories: expected().repositories,
+      commits: expected().commits,
+    });
 
     const prs = (await api('GET', `/v1/connections/${id}/records/pullRequests?limit=500`)).body.items;
-    expect(new Set(prs.map((p: any) => p.state))).toEqual(new Set(['OPEN', 'MERGED', 'DECLINED', 'SUPERSEDED'].filter((s) => prs.some((p: any) => p.state === s))));
+    expect(new Set(prs.map((p: any) => p.state))).toEqual(
+      new Set(['OPEN', 'MERGED', 'DECLINED', 'SUPERSEDED'].filter((s) => prs.some((p: any) => p.state === s))),
+    );
     expect(prs.length).toBe(expected().pullRequests);
     const ds = stack.bitbucket.control.dataset();
     ws = ds.workspaces[0]!.slug;
@@ -65,9 +82,9 @@ describe('Bitbucket sync', () => {
   });
 
   it('an incremental sync fetches only what changed', async () => {
-    const prIds = (await stack.sql`select number from bitbucket_pull_requests where connection_id = ${id} and repository_id = ${repoUuid} order by number limit 2`).map(
-      (r) => r.number as number,
-    );
+    const prIds = (
+      await stack.sql`select number from bitbucket_pull_requests where connection_id = ${id} and repository_id = ${repoUuid} order by number limit 2`
+    ).map((r) => r.number as number);
     stack.bitbucket.control.touchPullRequests(ws, repo, prIds);
     stack.bitbucket.control.addCommits(ws, repo, 3);
     stack.bitbucket.control.addPipelines(ws, repo, 1);
@@ -97,7 +114,8 @@ describe('Bitbucket sync', () => {
     await api('POST', `/v1/connections/${id}/sync`);
     const [third] = await waitForRuns(id, 3);
     expect(third.status).toBe('succeeded');
-    const [marked] = await stack.sql`select accessible, inaccessible_since from bitbucket_repositories where connection_id = ${id} and id = ${repoRow.id}`;
+    const [marked] =
+      await stack.sql`select accessible, inaccessible_since from bitbucket_repositories where connection_id = ${id} and id = ${repoRow.id}`;
     expect(marked).toMatchObject({ accessible: false, inaccessibleSince: expect.any(Date) });
     expect((await tableCounts(id))!.commits).toBe(commitsBefore);
 
@@ -141,7 +159,15 @@ describe('Bitbucket faults', () => {
     expect(run.status).toBe('succeeded');
     expect(run.retries).toBeGreaterThanOrEqual(1);
     expect(await tableCounts(id)).toEqual(expected());
-    const pages = stack.bitbucket.control.requests().filter((r) => r.path.endsWith('/commits') && r.status === 200).map((r) => `${r.path}?${r.query}`);
-    expect(pages.filter((p, i) => pages.indexOf(p) !== i).length).toBeLessThanOrEqual(1);
+    const pages = stack.bitbucket.control
+      .requests()
+      .filter((r) => r.path.endsWith('/commits') && r.status === 200)
+      .map((r) => `${r.path}?${r.query}`);
+    // Refetched mid-pass: at most the one page in flight when the worker died. A repository's first
+    // page may come again too: the retried step starts from the top, and a repository the killed
+    // attempt had finished is asked once for newer commits (it stops at the stored newest hash).
+    // How many finished before the kill depends on the machine's speed, so those are not counted.
+    const refetched = pages.filter((p, i) => pages.indexOf(p) !== i);
+    expect(refetched.filter((p) => p.includes('page=')).length).toBeLessThanOrEqual(1);
   });
 });

@@ -1,4 +1,4 @@
-import { completeSyncCounts } from '../../src/simulators/bitrise';
+import { completeSyncCounts } from '../../simulators/bitrise';
 import { startStack, tenantApi, waitFor, type Stack } from '../helpers/stack';
 
 /**
@@ -20,7 +20,10 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const { api, runs, waitForRuns } = tenantApi(() => stack, () => apiKey);
+const { api, runs, waitForRuns } = tenantApi(
+  () => stack,
+  () => apiKey,
+);
 
 async function connect(): Promise<string> {
   const conn = (await api('POST', '/v1/connections', { provider: 'bitrise' })).body;
@@ -68,11 +71,19 @@ describe('Bitrise sync', () => {
     const finished = builds.find((b) => b.status === 1);
     expect(finished).toMatchObject({ statusText: 'success', appId: expect.any(String), triggeredAt: expect.any(String) });
     expect(finished.finishedAt).not.toBeNull();
+    // `raw` is the provider's JSON as stored, keys untouched (not camelCased like the typed columns).
+    expect(finished.raw).toMatchObject({ slug: finished.id, triggered_at: expect.any(String) });
+    expect(finished.raw).not.toHaveProperty('triggeredAt');
+    const [stored] = await stack.sql<
+      { raw: string }[]
+    >`select raw::text as raw from bitrise_builds where connection_id = ${id} and id = ${finished.id}`;
+    expect(finished.raw).toEqual(JSON.parse(stored!.raw));
   });
 
   it('an incremental sync fetches only what changed', async () => {
     const app = stack.bitrise.control.dataset().organizations[0]!.apps[0]!.slug;
-    const running = (await stack.sql`select count(*)::int as n from bitrise_builds where connection_id = ${id} and status = 0`)[0]!.n as number;
+    const running = (await stack.sql`select count(*)::int as n from bitrise_builds where connection_id = ${id} and status = 0`)[0]!
+      .n as number;
     stack.bitrise.control.addBuilds(app, 3, { status: 1 });
     const finishedNow = stack.bitrise.control.finishRunningBuilds();
     expect(finishedNow).toBe(running);
@@ -133,12 +144,37 @@ describe('faults', () => {
     expect(await tableCounts(id)).toEqual(expected());
   });
 
+  it('5xx on the account check are retried in place, never a step attempt (found by the chaos suite)', async () => {
+    const id = await connect();
+    await waitForRuns(id, 1, 120_000);
+    // Three in a row used to fail the step's first three attempts, and the third put the whole
+    // connection into a five-minute provider_unavailable wait.
+    stack.bitrise.control.injectFaults({ status: 503, count: 3, pathPrefix: '/me' });
+    expect((await api('POST', `/v1/connections/${id}/sync`)).status).toBe(202);
+    const [run] = await waitForRuns(id, 2, 60_000);
+    expect(run.status).toBe('succeeded');
+    expect(run.retries).toBe(3);
+    // Never a provider_unavailable wait: the run ends and the connection goes back to idle (published after the run row).
+    await waitFor(async () => (await api('GET', `/v1/connections/${id}`)).body.syncState.state === 'idle', 30_000, 'idle');
+  });
+
   it('a 429 storm backs off (Retry-After honoured) and completes', async () => {
     stack.bitrise.control.injectFaults({ status: 429, count: 3, pathPrefix: '/apps' });
     const id = await connect();
     const [run] = await waitForRuns(id, 1, 120_000);
     expect(run.status).toBe('succeeded');
     expect(run.rateLimitWaits).toBe(3);
+    expect(await tableCounts(id)).toEqual(expected());
+  });
+
+  it('a dozen short 429s are waited out in place and do not spend the retry budget', async () => {
+    // 14 > the step's 12 attempts: each 429 used to be a failed attempt.
+    stack.bitrise.control.injectFaults({ status: 429, count: 14, pathPrefix: '/apps' });
+    const id = await connect();
+    const [run] = await waitForRuns(id, 1, 120_000);
+    stack.bitrise.control.reset();
+    expect(run.status).toBe('succeeded');
+    expect(run.rateLimitWaits).toBe(14);
     expect(await tableCounts(id)).toEqual(expected());
   });
 
@@ -174,7 +210,10 @@ describe('faults', () => {
     expect(run.status).toBe('succeeded');
     expect(run.retries).toBeGreaterThanOrEqual(1);
     expect(await tableCounts(id)).toEqual(expected());
-    const pages = stack.bitrise.control.requests().filter((r) => /\/builds$/.test(r.path) && r.status === 200).map((r) => `${r.path}?${r.query}`);
+    const pages = stack.bitrise.control
+      .requests()
+      .filter((r) => /\/builds$/.test(r.path) && r.status === 200)
+      .map((r) => `${r.path}?${r.query}`);
     const repeated = pages.filter((p, i) => pages.indexOf(p) !== i);
     expect(repeated.length).toBeLessThanOrEqual(1);
   });

@@ -51,7 +51,11 @@ it('a sync survives a Postgres restart mid-run: completes, exact counts, no dupl
     select (select count(*) from bitrise_builds where connection_id = ${conn.id})::int as builds,
            (select count(distinct id) from bitrise_builds where connection_id = ${conn.id})::int as distinct_builds,
            (select count(*) from bitrise_apps where connection_id = ${conn.id})::int as apps`;
-  expect(counts).toEqual({ builds: apps.reduce((n, a) => n + a.builds.total, 0), distinctBuilds: apps.reduce((n, a) => n + a.builds.total, 0), apps: apps.length });
+  expect(counts).toEqual({
+    builds: apps.reduce((n, a) => n + a.builds.total, 0),
+    distinctBuilds: apps.reduce((n, a) => n + a.builds.total, 0),
+    apps: apps.length,
+  });
   expect(run.retries).toBeGreaterThanOrEqual(1);
   expect((await api('GET', `/v1/connections/${conn.id}`)).body.status).toBe('active');
 });

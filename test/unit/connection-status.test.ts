@@ -18,4 +18,9 @@ describe('connection action guards', () => {
     expect(refusalCode('sync', 'needs_reconnect')).toBe('connection_needs_reconnect');
     expect(refusalCode('sync', 'awaiting_credentials')).toBe('connection_awaiting_credentials');
   });
+
+  it('refuses every action while the connection is provisioning (its workflow is not started yet)', () => {
+    for (const action of ['authorize', 'set_credentials', 'sync', 'pause', 'resume', 'disconnect'] as const)
+      expect(refusalCode(action, 'provisioning')).toBe('connection_provisioning');
+  });
 });

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { CONFIG_VARIABLES, configSchema, loadConfig } from '../../src/config';
-import { searchAttributeTypeName } from '../../src/dev/temporal-dev-server';
+import { build } from '../../dev/build';
+import { CONFIG_VARIABLES, envSchema, loadConfig } from '../../src/config';
+import { searchAttributeTypeName } from '../../dev/temporal-dev-server';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../src/temporal/search-attributes';
 
 /**
@@ -31,6 +33,10 @@ interface Service {
   environment?: Record<string, unknown> | string[];
   depends_on?: string[] | Record<string, { condition?: string }>;
   healthcheck?: unknown;
+  restart?: string;
+  deploy?: { replicas?: number };
+  ports?: string[];
+  volumes?: string[];
 }
 interface ComposeFile {
   services?: Record<string, Service>;
@@ -45,7 +51,14 @@ class MissingVariableError extends Error {}
 function interpolate(value: string, env: Env): string {
   return value.replace(
     /\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g,
-    (_match, dollar: string | undefined, braced: string | undefined, op: string | undefined, arg: string | undefined, bare: string | undefined) => {
+    (
+      _match,
+      dollar: string | undefined,
+      braced: string | undefined,
+      op: string | undefined,
+      arg: string | undefined,
+      bare: string | undefined,
+    ) => {
       if (dollar) return '$';
       const name = (braced ?? bare)!;
       const v = env[name];
@@ -79,7 +92,7 @@ function rawEnvironment(service: Service): Env {
     );
   }
   return Object.fromEntries(
-    Object.entries(env).map(([k, v]) => [k, v === null || v === undefined ? `\${${k}}` : String(v)]),
+    Object.entries(env).map(([k, v]) => [k, v === null || v === undefined ? `\${${k}}` : String(v as string | number | boolean)]),
   );
 }
 
@@ -99,7 +112,7 @@ function dependencies(service: Service): [string, string | undefined][] {
 function requiredVariables(completeEnv: Env): string[] {
   return CONFIG_VARIABLES.filter((name) => {
     const { [name]: _dropped, ...without } = completeEnv;
-    const result = configSchema.safeParse(without);
+    const result = envSchema.safeParse(without);
     return !result.success && result.error.issues.some((issue) => issue.path[0] === name);
   });
 }
@@ -136,9 +149,11 @@ function checkCompose(doc: ComposeFile, operatorEnv: Env = OPERATOR_ENV): string
   // 2. Every variable the schema requires reaches both services, non-empty, and from the operator
   //    (a `${VAR:?}` or a literal), never from a default that would let the stack start without it.
   const combined = Object.assign({}, ...apps.map((n) => resolved[n])) as Env;
-  const combinedCheck = configSchema.safeParse(combined);
+  const combinedCheck = envSchema.safeParse(combined);
   if (!combinedCheck.success) {
-    problems.push(`the schema rejects the services' combined environment: ${combinedCheck.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    problems.push(
+      `the schema rejects the services' combined environment: ${combinedCheck.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   const required = combinedCheck.success ? requiredVariables(combined) : [];
   if (combinedCheck.success && required.length === 0) problems.push('derived no required variables at all: the derivation is broken');
@@ -164,7 +179,7 @@ function checkCompose(doc: ComposeFile, operatorEnv: Env = OPERATOR_ENV): string
   // 3. The whole service environment loads, exactly as the process would load it.
   for (const name of apps) {
     try {
-      loadConfig(resolved[name]!);
+      loadConfig(resolved[name]);
     } catch (err) {
       problems.push(`${name}: loadConfig fails: ${(err as Error).message}`);
     }
@@ -176,8 +191,8 @@ function checkCompose(doc: ComposeFile, operatorEnv: Env = OPERATOR_ENV): string
       const m = new RegExp(`^\\$\\{${key}:?-(.*)\\}$`).exec(raw);
       if (!m || !combinedCheck.success) continue;
       const { [key]: _dropped, ...without } = combined;
-      const schemaDefault = configSchema.safeParse(without);
-      const composeDefault = configSchema.safeParse({ ...without, [key]: m[1] });
+      const schemaDefault = envSchema.safeParse(without);
+      const composeDefault = envSchema.safeParse({ ...without, [key]: m[1] });
       const a = schemaDefault.success ? (schemaDefault.data as Record<string, unknown>)[key] : '(invalid)';
       const b = composeDefault.success ? (composeDefault.data as Record<string, unknown>)[key] : '(invalid)';
       if (JSON.stringify(a) !== JSON.stringify(b)) {
@@ -195,10 +210,20 @@ function checkCompose(doc: ComposeFile, operatorEnv: Env = OPERATOR_ENV): string
       if (!db) problems.push(`${name}: DATABASE_URL host "${url.hostname}" is not a service`);
       else {
         const dbEnv = resolvedEnvironment(db, operatorEnv);
-        const expected = { user: dbEnv.POSTGRES_USER ?? 'postgres', password: dbEnv.POSTGRES_PASSWORD, database: dbEnv.POSTGRES_DB ?? dbEnv.POSTGRES_USER ?? 'postgres' };
-        const actual = { user: decodeURIComponent(url.username), password: decodeURIComponent(url.password), database: url.pathname.slice(1) };
+        const expected = {
+          user: dbEnv.POSTGRES_USER ?? 'postgres',
+          password: dbEnv.POSTGRES_PASSWORD,
+          database: dbEnv.POSTGRES_DB ?? dbEnv.POSTGRES_USER ?? 'postgres',
+        };
+        const actual = {
+          user: decodeURIComponent(url.username),
+          password: decodeURIComponent(url.password),
+          database: url.pathname.slice(1),
+        };
         if (JSON.stringify(actual) !== JSON.stringify(expected)) {
-          problems.push(`${name}: DATABASE_URL (${actual.user}@…/${actual.database}) does not match the ${url.hostname} service's user/password/database`);
+          problems.push(
+            `${name}: DATABASE_URL (${actual.user}@…/${actual.database}) does not match the ${url.hostname} service's user/password/database`,
+          );
         }
         if ((url.port || '5432') !== '5432') problems.push(`${name}: DATABASE_URL port ${url.port} is not Postgres' 5432`);
       }
@@ -244,6 +269,64 @@ function checkCompose(doc: ComposeFile, operatorEnv: Env = OPERATOR_ENV): string
 }
 
 // ---------------------------------------------------------------------------------------------
+// The production shape: health checks, replicas, the proxy in front of the API replicas.
+
+const NGINX_CONF = path.join(ROOT, 'deploy/nginx/conduit.conf');
+
+function checkProductionShape(doc: ComposeFile, nginxConf: string): string[] {
+  const problems: string[] = [];
+  const services = doc.services ?? {};
+  const waitedFor = new Map<string, Set<string | undefined>>();
+  for (const service of Object.values(services))
+    for (const [dep, condition] of dependencies(service)) waitedFor.set(dep, (waitedFor.get(dep) ?? new Set()).add(condition));
+
+  for (const [name, service] of Object.entries(services)) {
+    // One-shots run to completion: others wait for their success; everything else reports its health.
+    if (service.restart === 'no') {
+      const conditions = [...(waitedFor.get(name) ?? [])];
+      if (conditions.length === 0 || conditions.some((c) => c !== 'service_completed_successfully'))
+        problems.push(`${name}: a one-shot must be waited for with service_completed_successfully`);
+    } else if (!service.healthcheck) problems.push(`${name}: has no healthcheck`);
+    for (const [dep, condition] of dependencies(service)) if (!condition) problems.push(`${name}: depends_on "${dep}" names no condition`);
+  }
+
+  for (const name of APP_SERVICES) {
+    const replicas = services[name]?.deploy?.replicas ?? 1;
+    if (replicas < 2) problems.push(`${name}: runs ${replicas} replica(s), not at least 2`);
+  }
+  if (services.api?.ports?.length) problems.push('api: publishes ports; replicas are reached through the proxy only');
+
+  const proxies = Object.entries(services).filter(([, s]) =>
+    (s.volumes ?? []).some((v) => v.split(':')[0] === './deploy/nginx/conduit.conf'),
+  );
+  if (proxies.length !== 1) problems.push(`${proxies.length} services mount deploy/nginx/conduit.conf, not exactly one`);
+  const [proxyName, proxy] = proxies[0] ?? [];
+  if (proxy) {
+    if (!proxy.image?.startsWith('nginx:')) problems.push(`${proxyName}: is not an nginx image`);
+    if (!proxy.ports?.length) problems.push(`${proxyName}: publishes no port`);
+    if (new Map(dependencies(proxy)).get('api') !== 'service_healthy') problems.push(`${proxyName}: does not wait for a healthy api`);
+  }
+  // The upstream is the api service on the port the api listens on, re-resolved as replicas change.
+  const apiPort = services.api ? resolvedEnvironment(services.api, OPERATOR_ENV).PORT : undefined;
+  const upstreams = new Map<string, string[]>();
+  for (const m of nginxConf.matchAll(/upstream\s+(\S+)\s*\{([^}]*)\}/g))
+    upstreams.set(
+      m[1]!,
+      [...m[2]!.matchAll(/^\s*server\s+([^;]+);/gm)].map((s) => s[1]!.trim()),
+    );
+  const passes = [...nginxConf.matchAll(/proxy_pass\s+http:\/\/([^;/\s]+)/g)].map((m) => m[1]!);
+  if (passes.length === 0) problems.push('nginx: no proxy_pass');
+  for (const target of passes) {
+    const servers = upstreams.get(target);
+    if (!servers) problems.push(`nginx: proxy_pass to "${target}", which is not an upstream`);
+    else if (servers.length === 0 || servers.some((s) => s !== `api:${apiPort} resolve`))
+      problems.push(`nginx: upstream "${target}" is [${servers.join(', ')}], not the api replicas (api:${apiPort} resolve)`);
+  }
+  if (!/location\s*=\s*\/metrics\s*\{[^}]*return\s+404/.test(nginxConf)) problems.push('nginx: /metrics is not kept from the outside');
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const load = (): ComposeFile => parse(fs.readFileSync(COMPOSE_FILE, 'utf8')) as ComposeFile;
 /** A deep copy whose api and worker no longer share the aliased environment object. */
@@ -251,7 +334,7 @@ const copy = (): ComposeFile & { services: Record<string, Service> } => structur
 const envOf = (doc: ComposeFile, name: string) => {
   const service = doc.services![name]!;
   service.environment = { ...(service.environment as Record<string, unknown>) };
-  return service.environment as Record<string, unknown>;
+  return service.environment;
 };
 
 describe('docker-compose.yml', () => {
@@ -259,13 +342,54 @@ describe('docker-compose.yml', () => {
     expect(checkCompose(load())).toEqual([]);
   });
 
+  test('has the production shape: health checks, two replicas each, the proxy in front of the API replicas', () => {
+    expect(checkProductionShape(load(), fs.readFileSync(NGINX_CONF, 'utf8'))).toEqual([]);
+  });
+
+  test('the image builds from compiled JavaScript: every entry point exists after a real build, with every asset', async () => {
+    const outDir = fs.mkdtempSync(path.join(os.tmpdir(), 'conduit-build-'));
+    try {
+      await build(outDir);
+      const inDist = (script: string) => path.join(outDir, path.relative('dist', script));
+      const entryPoints = new Set<string>();
+      for (const service of Object.values(load().services ?? {})) {
+        const command = Array.isArray(service.command) ? service.command : service.command?.split(/\s+/);
+        if (command?.[0] === 'node') entryPoints.add(command[1]!);
+      }
+      const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+      for (const m of dockerfile.matchAll(/^CMD \["node", "([^"]+)"\]/gm)) entryPoints.add(m[1]!);
+      const scripts = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+      for (const [name, script] of Object.entries(scripts)) if (name.startsWith('start:')) entryPoints.add(script.replace(/^node /, ''));
+      expect([...entryPoints].sort()).toEqual(['dist/api/server.js', 'dist/db/migrate-cli.js', 'dist/worker.js']);
+      for (const script of entryPoints) expect({ script, built: fs.existsSync(inDist(script)) }).toEqual({ script, built: true });
+      // The worker loads the workflows bundled at build time (WORKFLOW_BUNDLE_PATH in the image).
+      expect(fs.existsSync(path.join(outDir, 'workflow-bundle.js'))).toBe(true);
+      expect(dockerfile).toMatch(/^ENV WORKFLOW_BUNDLE_PATH=\/app\/dist\/workflow-bundle\.js$/m);
+      // Every file of src/ that is not TypeScript (migrations, static assets) is beside the compiled code.
+      const assets = (fs.readdirSync(path.join(ROOT, 'src'), { recursive: true }) as string[]).filter(
+        (f) => !/\.ts$/.test(f) && fs.statSync(path.join(ROOT, 'src', f)).isFile(),
+      );
+      expect(assets.filter((f) => f.endsWith('.sql')).length).toBeGreaterThan(5);
+      expect(assets.filter((f) => !fs.existsSync(path.join(outDir, f)))).toEqual([]);
+
+      // The runtime stage: production dependencies only, an unprivileged user, compiled code.
+      const runtime = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+      expect(runtime).toMatch(/^COPY --from=deps \/app\/node_modules/m);
+      expect(runtime).toMatch(/^COPY --from=build \/app\/dist/m);
+      expect(runtime).toMatch(/^USER node$/m);
+      expect(dockerfile).toMatch(/^RUN npm ci --omit=dev/m);
+    } finally {
+      fs.rmSync(outDir, { recursive: true, force: true });
+    }
+  });
+
   test('the required variables are derived from the schema, not listed by hand', () => {
     const api = resolvedEnvironment(load().services!.api!, OPERATOR_ENV);
     const required = requiredVariables(api);
     expect(required.length).toBeGreaterThan(0);
-    for (const name of required) expect(configSchema.safeParse({ ...api, [name]: undefined }).success).toBe(false);
+    for (const name of required) expect(envSchema.safeParse({ ...api, [name]: undefined }).success).toBe(false);
     for (const name of CONFIG_VARIABLES.filter((n) => !required.includes(n))) {
-      expect(configSchema.safeParse({ ...api, [name]: undefined }).success).toBe(true);
+      expect(envSchema.safeParse({ ...api, [name]: undefined }).success).toBe(true);
     }
   });
 
@@ -329,7 +453,10 @@ describe('docker-compose.yml', () => {
 
     test('depends_on naming a missing service, or waiting for health without a healthcheck', () => {
       const doc = copy();
-      (doc.services.worker!.depends_on as Record<string, unknown>) = { ...(doc.services.worker!.depends_on as object), redis: { condition: 'service_started' } };
+      (doc.services.worker!.depends_on as Record<string, unknown>) = {
+        ...(doc.services.worker!.depends_on as object),
+        redis: { condition: 'service_started' },
+      };
       delete doc.services.postgres!.healthcheck;
       const problems = checkCompose(doc);
       expect(problems).toContain('worker: depends_on "redis", which is not a service');
@@ -346,6 +473,37 @@ describe('docker-compose.yml', () => {
       const doc = copy();
       doc.services.migrate!.command = ['node', 'dist/db/migrate.cli.js'];
       expect(checkCompose(doc)).toContain('migrate: runs dist/db/migrate.cli.js, but there is no src/db/migrate.cli.ts');
+    });
+
+    test('a service without a healthcheck, a one-shot nobody waits for, a condition-less dependency', () => {
+      const doc = copy();
+      delete doc.services['temporal-ui']!.healthcheck;
+      doc.services.worker!.depends_on = { ...(doc.services.worker!.depends_on as object), 'temporal-setup': {} };
+      doc.services.api!.depends_on = {
+        ...(doc.services.api!.depends_on as object),
+        'temporal-setup': { condition: 'service_started' },
+      };
+      const problems = checkProductionShape(doc, fs.readFileSync(NGINX_CONF, 'utf8'));
+      expect(problems).toContain('temporal-ui: has no healthcheck');
+      expect(problems).toContain('worker: depends_on "temporal-setup" names no condition');
+      expect(problems).toContain('temporal-setup: a one-shot must be waited for with service_completed_successfully');
+    });
+
+    test('one replica, a published api port, a proxy that is not in front of the replicas', () => {
+      const doc = copy();
+      doc.services.worker!.deploy = { replicas: 1 };
+      doc.services.api!.ports = ['3000:3000'];
+      const conf = fs
+        .readFileSync(NGINX_CONF, 'utf8')
+        .replace('server api:3000 resolve;', 'server 10.0.0.5:3000;')
+        .replace(/location = \/metrics/, 'location = /stats');
+      const problems = checkProductionShape(doc, conf);
+      expect(problems).toContain('worker: runs 1 replica(s), not at least 2');
+      expect(problems).toContain('api: publishes ports; replicas are reached through the proxy only');
+      expect(problems).toContain('nginx: upstream "conduit_api" is [10.0.0.5:3000], not the api replicas (api:3000 resolve)');
+      expect(problems).toContain('nginx: /metrics is not kept from the outside');
+      delete doc.services.proxy;
+      expect(checkProductionShape(doc, conf)).toContain('0 services mount deploy/nginx/conduit.conf, not exactly one');
     });
 
     test('search attributes out of sync', () => {

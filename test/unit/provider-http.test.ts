@@ -4,6 +4,12 @@ import { rateLimitBackoffMs } from '../../src/activities/failures';
 describe('provider HTTP decisions', () => {
   it.each([
     [200, null],
+    [204, null],
+    [301, 'protocol'],
+    [302, 'protocol'],
+    [304, 'protocol'],
+    [307, 'protocol'],
+    [308, 'protocol'],
     [401, 'unauthorized'],
     [403, 'forbidden'],
     [404, 'not_found'],
@@ -24,7 +30,9 @@ describe('provider HTTP decisions', () => {
   it('falls back to X-RateLimit-Reset only when the budget is spent', () => {
     const now = 1_800_000_000_000;
     expect(parseRetryAfter(new Headers({ 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(now / 1000 + 12) }), now)).toBe(12_000);
-    expect(parseRetryAfter(new Headers({ 'x-ratelimit-remaining': '5', 'x-ratelimit-reset': String(now / 1000 + 12) }), now)).toBeUndefined();
+    expect(
+      parseRetryAfter(new Headers({ 'x-ratelimit-remaining': '5', 'x-ratelimit-reset': String(now / 1000 + 12) }), now),
+    ).toBeUndefined();
     expect(parseRetryAfter(new Headers(), now)).toBeUndefined();
   });
 

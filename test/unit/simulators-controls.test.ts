@@ -3,8 +3,8 @@ import {
   startBitbucketSimulator,
   type BitbucketSimulator,
   type BitbucketSimulatorOptions,
-} from '../../src/simulators/bitbucket';
-import { startBitriseSimulator, type BitriseSimulator } from '../../src/simulators/bitrise';
+} from '../../simulators/bitbucket';
+import { startBitriseSimulator, type BitriseSimulator } from '../../simulators/bitrise';
 
 /**
  * The control surface other suites build scenarios on: token lifecycle, data mutations for
@@ -292,6 +292,14 @@ describe('Bitbucket simulator controls', () => {
     await tokenRequest(sim, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
     expect((await call(`${sim_}/refresh-count`)).body).toEqual({ count: 1 });
     expect((await call(`${sim_}/refresh-token-reuse-count`)).body).toEqual({ count: 0 });
+    // Bitbucket's grace window: the rotated-out refresh token keeps working while it lasts.
+    expect((await tokenRequest(sim, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).status).toBe(400);
+    expect((await post(`${sim_}/refresh-token-grace`, { seconds: 60 })).status).toBe(200);
+    expect((await tokenRequest(sim, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).status).toBe(200);
+    expect((await post(`${sim_}/refresh-token-grace`, { seconds: 0 })).status).toBe(200);
+    expect((await tokenRequest(sim, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token })).status).toBe(400);
+    expect((await call(`${sim_}/refresh-token-reuse-count`)).body).toEqual({ count: 3 });
+    expect((await call(`${sim_}/refresh-count`)).body).toEqual({ count: 2 });
     expect((await call(`${sim_}/grants`)).body).toHaveLength(2);
     expect((await post(`${sim_}/expire-access-tokens`)).status).toBe(200);
     expect((await post(`${sim_}/revoke-all`)).status).toBe(200);
@@ -366,6 +374,32 @@ describe('Bitrise simulator controls', () => {
     await call(`${sim.apiUrl}/apps?limit=1`, { headers: { authorization: token } });
     expect(sim.control.requests()).toEqual([expect.objectContaining({ method: 'GET', path: '/v0.1/apps', query: 'limit=1', status: 200 })]);
     expect(() => sim.control.revokeToken('never-issued')).toThrow();
+  });
+
+  test('answers can be tampered with over /_sim: bad records, null lists, foreign next links, redirects', async () => {
+    const sim_ = `${sim.url}/_sim`;
+    const builds = `${sim.apiUrl}/apps/${app}/builds`;
+    expect((await post(`${sim_}/tamper`, { kind: 'records', pathPrefix: `/apps/${app}/builds`, records: [{ slug: null }] })).status).toBe(
+      200,
+    );
+    const tampered = (await call(builds, { headers: headers() })).body;
+    expect(tampered.data.at(-1)).toEqual({ slug: null });
+    // Used up after `count` (1) answers.
+    expect((await call(builds, { headers: headers() })).body.data.at(-1)).not.toEqual({ slug: null });
+    expect((await post(`${sim_}/tamper`, { kind: 'nullList', pathPrefix: '/apps' })).status).toBe(200);
+    expect((await call(`${sim.apiUrl}/apps`, { headers: headers() })).body.data).toBeNull();
+    expect((await post(`${sim_}/tamper`, { kind: 'next', next: 'https://evil.example/x', pathPrefix: '/apps' })).status).toBe(200);
+    expect((await call(`${sim.apiUrl}/apps`, { headers: headers() })).body.paging.next).toBe('https://evil.example/x');
+    expect(
+      (await post(`${sim_}/tamper`, { kind: 'redirect', status: 307, location: 'https://evil.example/', pathPrefix: '/me' })).status,
+    ).toBe(200);
+    const redirected = await call(`${sim.apiUrl}/me`, { headers: headers() });
+    expect(redirected.status).toBe(307);
+    expect(redirected.headers.get('location')).toBe('https://evil.example/');
+    expect((await post(`${sim_}/tamper`, { kind: 'nope' })).status).toBe(400);
+    expect((await post(`${sim_}/tamper`, { kind: 'nullList', pathPrefix: '/me', count: 3 })).status).toBe(200);
+    expect((await post(`${sim_}/reset`)).status).toBe(200);
+    expect((await call(`${sim.apiUrl}/me`, { headers: headers() })).body.data).not.toBeNull();
   });
 
   test('every control is reachable over /_sim', async () => {
