@@ -43,6 +43,11 @@ export interface EmbeddedPostgresOptions {
    * `initdb --no-sync`) and allow more connections. For throwaway test clusters only.
    */
   fast?: boolean;
+  /**
+   * Run the server in a process group of its own, so a terminal's Ctrl-C (sent to the whole
+   * foreground group) reaches only the caller, which stops its clients before Postgres.
+   */
+  detached?: boolean;
   /** Receives the server's log output. By default it is only kept for error messages. */
   onLog?: (message: string) => void;
   /** The Postgres distribution to run (`bin/`, `lib/`, `share/`). Default: the platform package's `native/`. */
@@ -160,7 +165,13 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
             ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300']
             : []),
         ],
-        { ...user, cwd: dataDir, env: { ...process.env, ...LOCALE_ENV }, stdio: ['ignore', 'pipe', 'pipe'] },
+        {
+          ...user,
+          cwd: dataDir,
+          env: { ...process.env, ...LOCALE_ENV },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: opts.detached ?? false,
+        },
       );
       // Rejects only once the server process has exited (or could not be spawned): nothing to stop.
       await untilReady(server, onLog);

@@ -150,6 +150,8 @@ async function startPostgres() {
     port: POSTGRES_PORT,
     fallbackToFreePort: true,
     database: 'conduit',
+    // Own process group, as Temporal's: a terminal Ctrl-C must not stop Postgres under the API and worker.
+    detached: true,
   });
   running.push({ name: 'Postgres', stop: pg.stop });
   return pg;

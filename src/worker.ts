@@ -8,6 +8,7 @@ import { createAccessBroker } from './credentials/access';
 import { createVault } from './credentials/vault';
 import { Keyring } from './crypto/keyring';
 import { createSql } from './db/sql';
+import { startWhenReachable } from './startup';
 import { createLogger } from './logger';
 import { sdkMetricsTelemetry, startMetricsEndpoint, type MetricsEndpoint } from './metrics/worker-endpoint';
 import { getFreePort } from './net/free-port';
@@ -87,7 +88,15 @@ export async function startWorker(config: Config): Promise<RunningWorker> {
   }
   const client = new Client({ connection: admin, namespace: config.temporal.namespace });
 
-  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal));
+  } catch (err) {
+    // Nothing left open behind a failed start: the caller may try again (src/startup.ts).
+    await admin.close();
+    await metrics?.close();
+    throw err;
+  }
   const sql = createSql(config.databaseUrl, { applicationName: 'conduit-worker' });
   // Each refresh lease (an advisory lock) is held on a database session of its own, so a refresh
   // waiting for or holding it never takes the connections its save and the sync need.
@@ -268,7 +277,11 @@ function testCrashHook(log: ReturnType<typeof createLogger>): ((connectionId: st
 }
 
 if (require.main === module) {
-  startWorker(loadConfig())
+  const config = loadConfig();
+  const log = createLogger(config.log, 'worker');
+  startWhenReachable(() => startWorker(config), {
+    onWait: ({ delayMs, reason }) => log.warn({ retryInMs: delayMs }, `waiting for Temporal: ${reason}`),
+  })
     .then((w) => w.done)
     .catch((err: unknown) => {
       console.error(err instanceof Error ? err.message : err);

@@ -36,9 +36,18 @@ export interface ApiDeps {
 
 export async function createApiDeps(config: Config): Promise<ApiDeps> {
   const connection = await Connection.connect(temporalConnectionOptions(config.temporal));
-  await ensureSearchAttributes(connection, config.temporal.namespace);
-  const temporal = new Client({ connection, namespace: config.temporal.namespace });
   const sql = createSql(config.databaseUrl, { applicationName: 'conduit-api' });
+  let tenants: TenantCache;
+  try {
+    await ensureSearchAttributes(connection, config.temporal.namespace);
+    tenants = await createTenantCache(sql, { ttlMs: config.apiKeyCacheSeconds * 1000 });
+  } catch (err) {
+    // Nothing left open behind a failed start: the caller may try again (src/startup.ts).
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+    await connection.close().catch(() => undefined);
+    throw err;
+  }
+  const temporal = new Client({ connection, namespace: config.temporal.namespace });
   const keyring = new Keyring(config.encryptionKeys);
   const vault = createVault(sql, keyring);
   const providers = createProviders(config.providers);
@@ -49,7 +58,6 @@ export async function createApiDeps(config: Config): Promise<ApiDeps> {
     retry: config.webhooks.retry,
     log: createLogger(config.log, 'api'),
   });
-  const tenants = await createTenantCache(sql, { ttlMs: config.apiKeyCacheSeconds * 1000 });
   return {
     config,
     sql,

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { loadConfig, type Config } from '../config';
 import { createLogger } from '../logger';
+import { startWhenReachable } from '../startup';
 import { buildApp } from './app';
 import { createApiDeps } from './deps';
 
@@ -21,7 +22,10 @@ export async function startServer(config: Config, logger = createLogger(config.l
 
 if (require.main === module) {
   const config = loadConfig();
-  startServer(config)
+  const log = createLogger(config.log, 'api');
+  startWhenReachable(() => startServer(config, log), {
+    onWait: ({ delayMs, reason }) => log.warn({ retryInMs: delayMs }, `waiting for Postgres and Temporal: ${reason}`),
+  })
     .then((server) => {
       closeWithGrace({ delay: 10_000 }, async ({ err }) => {
         if (err) console.error(err);

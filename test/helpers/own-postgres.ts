@@ -15,6 +15,8 @@ import { runMigrations } from '../../src/db/migrate';
 
 export interface OwnPostgres {
   url: string;
+  /** Whether the server accepts a connection right now. */
+  isUp(): Promise<boolean>;
   /** Fast shutdown, then start again on the same port and data: what a Postgres restart looks like to clients. */
   restart(downForMs?: number): Promise<void>;
   stop(): Promise<void>;
@@ -66,6 +68,17 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   await runMigrations(url);
   return {
     url,
+    async isUp() {
+      const probe = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
+      try {
+        await probe`select 1`;
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await probe.end({ timeout: 1 });
+      }
+    },
     async restart(downForMs = 2000) {
       await shutdown();
       await new Promise((r) => setTimeout(r, downForMs));
