@@ -4,7 +4,7 @@
 #
 # Debian (glibc), not Alpine: the Temporal SDK's native core and SWC (which bundles the workflow
 # code, at build time into dist/workflow-bundle.js) ship glibc builds.
-# Only package*.json, tsconfig*.json, dev/build.ts and src/ are needed to build the image.
+# Only package*.json, tsconfig*.json, dev/build.ts, dev/patch-dependencies.cjs and src/ are needed to build the image.
 
 ARG NODE_VERSION=20
 
@@ -12,6 +12,8 @@ ARG NODE_VERSION=20
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# npm ci's postinstall: fixes to installed dependencies not yet released upstream.
+COPY dev/patch-dependencies.cjs ./dev/patch-dependencies.cjs
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY dev/build.ts ./dev/build.ts
@@ -22,6 +24,7 @@ RUN npm run build
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY dev/patch-dependencies.cjs ./dev/patch-dependencies.cjs
 RUN npm ci --omit=dev && npm cache clean --force
 
 # --- runtime -----------------------------------------------------------------------------------

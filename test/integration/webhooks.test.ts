@@ -137,7 +137,16 @@ describe('delivery', () => {
     secrets.push(token);
     expect((await apiA('PUT', `/v1/connections/${connectionId}/credentials`, { token })).status).toBe(200);
     await waitFor(() => receiver.deliveredEvents().some((e) => e.type === 'sync.completed'), 60_000, 'sync.completed delivered');
-    // Every event of the connection stored so far is delivered (the last snapshot follows the run).
+    // The snapshot of the finished run is published after sync.completed: wait until the row shows it,
+    // so the events compared below are all the connection will have until its next change.
+    await waitFor(
+      async () => {
+        const view = (await apiA('GET', `/v1/connections/${connectionId}`)).body;
+        return view.lastSyncAt !== null && view.syncState?.state === 'idle';
+      },
+      60_000,
+      'the finished run published',
+    );
     const stored = await stack.sql<{ id: string; sequence: string }[]>`
       select id, sequence::text from events where connection_id = ${connectionId} order by sequence`;
     await waitFor(
