@@ -104,7 +104,7 @@ const coreEnv = {
    * task, which then replays its (short) history first. The SDK's default grows with the heap
    * (~2,300 at a 4 GiB heap, ~0.5 MiB each); see README "Benchmarks" for the figures behind ours.
    */
-  WORKER_MAX_CACHED_WORKFLOWS: positiveInt(2, 100_000).default(1000),
+  WORKER_MAX_CACHED_WORKFLOWS: positiveInt(2, 100_000).default(500),
   /** Sync steps one worker runs at once per provider (each connection runs one step at a time). */
   SYNC_MAX_CONCURRENT_PER_PROVIDER: positiveInt(1, 1000).default(20),
   /**
